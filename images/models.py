@@ -1,0 +1,237 @@
+"""The image record: base fields, custom properties, tags and members, and its status machine."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class ImageStatus(models.TextChoices):
+    QUEUED = "queued"
+    SAVING = "saving"
+    UPLOADING = "uploading"
+    IMPORTING = "importing"
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    KILLED = "killed"
+    PENDING_DELETE = "pending_delete"
+    DELETED = "deleted"
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public"
+    COMMUNITY = "community"
+    SHARED = "shared"
+    PRIVATE = "private"
+
+
+class MemberStatus(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+# Glance's domain transition table (glance-api-v2.md §4.2); anything else is refused.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"saving", "uploading", "importing", "active", "deleted"}),
+    "saving": frozenset({"active", "queued", "killed", "deleted"}),
+    "uploading": frozenset({"importing", "queued", "deleted"}),
+    "importing": frozenset({"active", "queued", "deleted"}),
+    "active": frozenset({"deactivated", "deleted", "pending_delete"}),
+    "deactivated": frozenset({"active", "deleted"}),
+    "killed": frozenset({"deleted"}),
+    "pending_delete": frozenset({"deleted", "active"}),
+    "deleted": frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: str, target: str):
+        super().__init__(f"Image status transition from {current} to {target} is not allowed")
+        self.current = current
+        self.target = target
+
+
+def new_image_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ImageQuerySet(models.QuerySet):
+    def alive(self) -> ImageQuerySet:
+        """Images that exist for the API: not deleted (soft-deleted rows keep their id reserved)."""
+        return self.filter(deleted=False)
+
+    def with_relations(self) -> ImageQuerySet:
+        return self.prefetch_related("properties", "tags", "members")
+
+    def visible_to(self, project_id: str | None, is_admin: bool) -> ImageQuerySet:
+        """Images the caller may read at all (§3.4): the database half of Glance's check."""
+        if is_admin:
+            return self
+        shared_with_me = models.Exists(
+            ImageMember.objects.filter(image=models.OuterRef("pk"), member_id=project_id)
+        )
+        return self.filter(
+            models.Q(owner__isnull=True)
+            | models.Q(owner=project_id)
+            | models.Q(visibility__in=[Visibility.PUBLIC, Visibility.COMMUNITY])
+            | (models.Q(visibility=Visibility.SHARED) & shared_with_me)
+        )
+
+
+class Image(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=new_image_id)
+    name = models.CharField(max_length=255, null=True, blank=True)
+    status = models.CharField(
+        max_length=30, choices=ImageStatus.choices, default=ImageStatus.QUEUED, db_index=True
+    )
+    visibility = models.CharField(
+        max_length=20, choices=Visibility.choices, default=Visibility.SHARED, db_index=True
+    )
+    protected = models.BooleanField(default=False)
+    os_hidden = models.BooleanField(default=False)
+    checksum = models.CharField(max_length=32, null=True, blank=True, db_index=True)
+    os_hash_algo = models.CharField(max_length=64, null=True, blank=True)
+    os_hash_value = models.CharField(max_length=128, null=True, blank=True, db_index=True)
+    owner = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    virtual_size = models.BigIntegerField(null=True, blank=True)
+    container_format = models.CharField(max_length=32, null=True, blank=True)
+    disk_format = models.CharField(max_length=32, null=True, blank=True)
+    min_disk = models.IntegerField(default=0)
+    min_ram = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    deleted = models.BooleanField(default=False, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.name or '(no name)'} ({self.id})"
+
+    # --- status machine -------------------------------------------------------------------
+    def can_transition_to(self, target: str) -> bool:
+        return target in ALLOWED_TRANSITIONS[self.status]
+
+    def transition_to(self, target: str) -> None:
+        if not self.can_transition_to(target):
+            raise InvalidTransition(self.status, target)
+        self.status = target
+
+    def touch(self) -> None:
+        self.updated_at = timezone.now()
+
+    def mark_deleted(self) -> None:
+        self.transition_to(ImageStatus.DELETED)
+        self.deleted = True
+        self.deleted_at = timezone.now()
+        self.touch()
+
+    def is_visible_to(self, project_id: str | None, is_admin: bool) -> bool:
+        if is_admin or self.owner is None or self.owner == project_id:
+            return True
+        if self.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
+            return True
+        return self.visibility == Visibility.SHARED and self.member_row(project_id) is not None
+
+    def policy_target(self, credentials) -> dict[str, object]:
+        """The target Glance's policy checks see for this image (internals §6.2)."""
+        project_id = credentials.project_id
+        shared_with_caller = (
+            self.visibility == Visibility.SHARED
+            and self.owner != project_id
+            and self.member_row(project_id) is not None
+        )
+        return {
+            **self.property_dict(),
+            "id": self.id,
+            "image_id": self.id,
+            "owner": self.owner,
+            "project_id": self.owner,
+            "member_id": project_id if shared_with_caller else None,
+            "member": project_id if shared_with_caller else None,
+            "visibility": self.visibility,
+            "status": self.status,
+            "name": self.name,
+            "protected": self.protected,
+            "os_hidden": self.os_hidden,
+            "disk_format": self.disk_format,
+            "container_format": self.container_format,
+            "size": self.size,
+            "virtual_size": self.virtual_size,
+            "checksum": self.checksum,
+            "os_hash_algo": self.os_hash_algo,
+            "os_hash_value": self.os_hash_value,
+            "min_disk": self.min_disk,
+            "min_ram": self.min_ram,
+            "tags": self.tag_list(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    # --- related data, read from prefetched caches when present ----------------------------
+    def property_dict(self) -> dict[str, str]:
+        return {prop.name: prop.value for prop in self.properties.all()}
+
+    def tag_list(self) -> list[str]:
+        return sorted(tag.value for tag in self.tags.all())
+
+    def member_row(self, project_id: str | None) -> ImageMember | None:
+        if project_id is None:
+            return None
+        for member in self.members.all():
+            if member.member_id == project_id:
+                return member
+        return None
+
+
+class ImageProperty(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="properties")
+    name = models.CharField(max_length=255)
+    value = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "name"], name="unique_image_property")
+        ]
+        indexes = [models.Index(fields=["name", "value"])]
+        verbose_name_plural = "properties"
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class ImageTag(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "value"], name="unique_image_tag")]
+        indexes = [models.Index(fields=["value"])]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ImageMember(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="members")
+    member_id = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=MemberStatus.choices, default=MemberStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "member_id"], name="unique_image_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} ({self.status})"

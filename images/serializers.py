@@ -1,0 +1,61 @@
+"""Image and member records as Glance puts them on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from images.models import Image, ImageMember
+
+# Properties Glance keeps internally and never shows (internals §3.3).
+HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+
+
+def glance_timestamp(value: datetime | None) -> str | None:
+    """``YYYY-MM-DDThh:mm:ssZ``: UTC, whole seconds, literal Z."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def image_to_dict(image: Image) -> dict[str, object]:
+    body: dict[str, object] = {
+        name: value for name, value in image.property_dict().items() if name not in HIDDEN_PROPERTIES
+    }
+    body.update(
+        {
+            "id": image.id,
+            "name": image.name,
+            "status": image.status,
+            "visibility": image.visibility,
+            "protected": image.protected,
+            "os_hidden": image.os_hidden,
+            "checksum": image.checksum,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
+            "owner": image.owner,
+            "size": image.size,
+            "virtual_size": image.virtual_size,
+            "container_format": image.container_format,
+            "disk_format": image.disk_format,
+            "min_disk": image.min_disk,
+            "min_ram": image.min_ram,
+            "created_at": glance_timestamp(image.created_at),
+            "updated_at": glance_timestamp(image.updated_at),
+            "tags": image.tag_list(),
+            "self": f"/v2/images/{image.id}",
+            "file": f"/v2/images/{image.id}/file",
+            "schema": "/v2/schemas/image",
+        }
+    )
+    return body
+
+
+def member_to_dict(member: ImageMember) -> dict[str, object]:
+    return {
+        "member_id": member.member_id,
+        "image_id": member.image_id,
+        "status": member.status,
+        "created_at": glance_timestamp(member.created_at),
+        "updated_at": glance_timestamp(member.updated_at),
+        "schema": "/v2/schemas/member",
+    }

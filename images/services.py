@@ -1,0 +1,221 @@
+"""One write path per image operation, shared by the API, the admin and management commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from imageservice.errors import GlanceError
+from imageservice.identity.credentials import Credentials
+from imageservice.policy.permissions import authorize, refuse
+from images import validation
+from images.models import (
+    Image,
+    ImageMember,
+    ImageProperty,
+    ImageStatus,
+    ImageTag,
+    MemberStatus,
+    Visibility,
+)
+
+CREATE_FIELDS = (
+    "id",
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "container_format",
+    "disk_format",
+    "min_disk",
+    "min_ram",
+    "owner",
+)
+
+
+def check_visibility_change(credentials: Credentials, visibility: str | None, target) -> None:
+    """Making an image public or community needs its own policy (§2.6)."""
+    rule = {Visibility.PUBLIC: "publicize_image", Visibility.COMMUNITY: "communitize_image"}.get(
+        visibility
+    )
+    if rule and not authorize(rule, credentials, target):
+        raise refuse(rule)
+
+
+def validate_create_body(body: object) -> dict[str, object]:
+    """Steps 1–4 of Glance's create checks: shape, read-only links, schema, custom names."""
+    if not isinstance(body, dict):
+        raise GlanceError(400, "Provided object does not match schema 'image': not an object")
+    for name in ("direct_url", "self", "file", "schema", "stores"):
+        if name in body:
+            raise validation.read_only_error(name)
+    validation.validate_against_schema(body)
+    validation.check_custom_names(body)
+    return body
+
+
+def create_target(body: Mapping[str, object], credentials: Credentials) -> dict[str, object]:
+    owner = body.get("owner") or credentials.project_id
+    return {"project_id": owner, "owner": owner, "visibility": body.get("visibility", "private")}
+
+
+def create_image(body: Mapping[str, object], credentials: Credentials, is_admin: bool) -> Image:
+    """Create a queued image from a validated body (see ``validate_create_body``)."""
+    owner = body.get("owner") or credentials.project_id
+    if owner != credentials.project_id and not is_admin:
+        raise GlanceError(403, f"You are not permitted to create images owned by '{owner}'.")
+    check_visibility_change(credentials, body.get("visibility"), create_target(body, credentials))
+    for name in body:
+        if name in validation.READ_ONLY_ATTRIBUTES:
+            raise validation.read_only_error(name)
+        if validation.is_reserved(name):
+            raise validation.reserved_error(name)
+    properties = {k: v for k, v in body.items() if k not in validation.BASE_ATTRIBUTES}
+    tags = set(body.get("tags") or [])
+    image_id = body.get("id") or None
+    validation.check_property_quota(image_id or "", len(properties))
+    validation.check_tag_quota(image_id or "", len(tags))
+    fields = {name: body[name] for name in CREATE_FIELDS if name in body}
+    fields["owner"] = owner
+    if image_id is None:
+        fields.pop("id", None)
+    now = timezone.now()
+    image = Image(created_at=now, updated_at=now, **fields)
+    try:
+        with transaction.atomic():
+            image.save(force_insert=True)
+            _replace_properties(image, properties)
+            _replace_tags(image, tags)
+    except IntegrityError:
+        raise GlanceError(409, f"Image with identifier {image_id} already exists!") from None
+    return image
+
+
+def _replace_properties(image: Image, properties: Mapping[str, str]) -> None:
+    image.properties.all().delete()
+    ImageProperty.objects.bulk_create(
+        ImageProperty(image=image, name=name, value=value) for name, value in properties.items()
+    )
+
+
+def _replace_tags(image: Image, tags: set[str]) -> None:
+    image.tags.all().delete()
+    ImageTag.objects.bulk_create(ImageTag(image=image, value=tag) for tag in sorted(tags))
+
+
+def check_patch_quotas(image: Image, properties: Mapping[str, str], tags: set[str]) -> None:
+    validation.check_property_quota(image.id, len(properties))
+    validation.check_tag_quota(image.id, len(tags))
+
+
+@transaction.atomic
+def save_image_changes(
+    image: Image, fields: Mapping[str, object], properties: dict[str, str], tags: set[str]
+) -> Image:
+    """Persist a PATCH computed in memory: one save, ``updated_at`` moved only on change."""
+    changed = False
+    for name, value in fields.items():
+        if getattr(image, name) != value:
+            setattr(image, name, value)
+            changed = True
+    if properties != image.property_dict():
+        _replace_properties(image, properties)
+        changed = True
+    if tags != set(image.tag_list()):
+        _replace_tags(image, tags)
+        changed = True
+    if changed:
+        image.touch()
+        image.save()
+    return Image.objects.with_relations().get(pk=image.pk)
+
+
+@transaction.atomic
+def delete_image(image: Image) -> None:
+    if image.protected:
+        raise GlanceError(403, f"Image {image.id} is protected and cannot be deleted.")
+    image.mark_deleted()
+    image.save()
+    image.properties.all().delete()
+    image.tags.all().delete()
+    image.members.all().delete()
+
+
+def deactivate_image(image: Image) -> None:
+    _toggle_active(image, ImageStatus.ACTIVE, ImageStatus.DEACTIVATED, "deactivate")
+
+
+def reactivate_image(image: Image) -> None:
+    _toggle_active(image, ImageStatus.DEACTIVATED, ImageStatus.ACTIVE, "reactivate")
+
+
+def _toggle_active(image: Image, source: str, target: str, verb: str) -> None:
+    if image.status == target:
+        return
+    if image.status != source:
+        raise GlanceError(403, f"Not allowed to {verb} image in status '{image.status}'")
+    # Conditional UPDATE: a concurrent status change wins instead of being overwritten.
+    now = timezone.now()
+    updated = Image.objects.filter(pk=image.pk, status=source).update(status=target, updated_at=now)
+    if not updated:
+        raise GlanceError(409, f"Image {image.id} changed status while being {verb}d.")
+    image.status, image.updated_at = target, now
+
+
+def add_tag(image: Image, tag: str) -> None:
+    if len(tag) > 255:
+        raise GlanceError(
+            400, f"Provided object does not match schema 'image': '{tag}' is too long"
+        )
+    if tag in image.tag_list():
+        return
+    validation.check_tag_quota(image.id, len(image.tag_list()) + 1)
+    with transaction.atomic():
+        ImageTag.objects.get_or_create(image=image, value=tag)
+        image.touch()
+        image.save(update_fields=["updated_at"])
+
+
+def remove_tag(image: Image, tag: str) -> None:
+    deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
+    if not deleted:
+        raise GlanceError(404)
+    image.touch()
+    image.save(update_fields=["updated_at"])
+
+
+def add_member(image: Image, member_id: str) -> ImageMember:
+    if image.visibility != Visibility.SHARED:
+        raise GlanceError(403, f"Not allowed to create members for image {image.id}.")
+    if image.member_row(member_id) is not None:
+        raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}")
+    if image.members.count() + 1 > settings.IMAGE_MEMBER_QUOTA:
+        raise GlanceError(
+            413,
+            "The limit has been exceeded on the number of allowed image members for this "
+            f"image. Attempted: {image.members.count() + 1}, "
+            f"Maximum: {settings.IMAGE_MEMBER_QUOTA}",
+        )
+    try:
+        with transaction.atomic():
+            return ImageMember.objects.create(image=image, member_id=member_id)
+    except IntegrityError:
+        raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}") from None
+
+
+def set_member_status(member: ImageMember, status: str) -> ImageMember:
+    if status not in MemberStatus.values:
+        raise GlanceError(
+            400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
+        )
+    member.status = status
+    member.updated_at = timezone.now()
+    member.save(update_fields=["status", "updated_at"])
+    return member
+
+
+def remove_member(member: ImageMember) -> None:
+    member.delete()

@@ -1,0 +1,106 @@
+"""``/v2/images`` and ``/v2/images/{id}``: create, list, show, update, delete, (de|re)activate."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+
+from imageservice.api import GlanceAPIView, no_content
+from images import patch, services
+from images.filters import list_images
+from images.models import Image
+from images.serializers import image_to_dict
+
+
+class ImagesView(GlanceAPIView):
+    policy_map = {"get": "get_images", "post": "add_image"}
+
+    def policy_target(self, request) -> dict[str, object]:
+        if request.method == "POST":
+            body = services.validate_create_body(self.json_body())
+            return services.create_target(body, request.credentials)
+        return super().policy_target(request)
+
+    def get(self, request):
+        page = list_images(request, self.is_admin)
+        body = {
+            "images": [image_to_dict(image) for image in page.images],
+            "first": page.first,
+            "schema": "/v2/schemas/images",
+        }
+        if page.next:
+            body["next"] = page.next
+        return Response(body)
+
+    def post(self, request):
+        image = services.create_image(self.json_body(), request.credentials, self.is_admin)
+        image = Image.objects.with_relations().get(pk=image.pk)
+        response = Response(image_to_dict(image), status=201)
+        response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
+        return response
+
+
+class ImageView(GlanceAPIView):
+    policy_map = {"get": "get_image", "patch": "modify_image", "delete": "delete_image"}
+    policy_object = True
+    bodyless_methods = ("get", "delete")
+
+    def get(self, request, image_id: str):
+        return Response(image_to_dict(self.get_image(image_id)))
+
+    def patch(self, request, image_id: str):
+        media_type = patch.check_media_type(request.headers.get("Content-Type", ""))
+        image = self.get_image(image_id)
+        operations = patch.parse_operations(self.json_body(), media_type)
+        document = patch.apply_operations(image, operations, media_type, self.is_admin)
+        if document.get("visibility") != image.visibility:
+            services.check_visibility_change(
+                request.credentials, document.get("visibility"), image.policy_target(self.credentials)
+            )
+        fields, properties, tags = patch.split_document(document)
+        services.check_patch_quotas(image, properties, tags)
+        image = services.save_image_changes(image, fields, properties, tags)
+        return Response(image_to_dict(image))
+
+    def delete(self, request, image_id: str):
+        services.delete_image(self.get_image(image_id))
+        return no_content()
+
+    def not_found_message(self, image_id: str) -> str | None:
+        if self.request.method == "DELETE":
+            return f"Failed to find image {image_id} to delete"
+        return super().not_found_message(image_id)
+
+
+class DeactivateView(GlanceAPIView):
+    policy_map = {"post": "deactivate"}
+    policy_object = True
+    bodyless_methods = ("post",)
+
+    def post(self, request, image_id: str):
+        services.deactivate_image(self.get_image(image_id))
+        return no_content()
+
+
+class ReactivateView(GlanceAPIView):
+    policy_map = {"post": "reactivate"}
+    policy_object = True
+    bodyless_methods = ("post",)
+
+    def post(self, request, image_id: str):
+        services.reactivate_image(self.get_image(image_id))
+        return no_content()
+
+
+class ImageTagView(GlanceAPIView):
+    policy_map = {"put": "modify_image", "delete": "modify_image"}
+    policy_object = True
+    bodyless_methods = ("put", "delete")
+
+    def put(self, request, image_id: str, tag: str):
+        services.add_tag(self.get_image(image_id), tag)
+        return no_content()
+
+    def delete(self, request, image_id: str, tag: str):
+        services.remove_tag(self.get_image(image_id), tag)
+        return no_content()
+

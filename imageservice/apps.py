@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.core import checks
+
+
+class ImageServiceConfig(AppConfig):
+    name = "imageservice"
+    verbose_name = "Image service"
+
+    def ready(self) -> None:
+        from imageservice import checks as service_checks
+        from imageservice.policy.checks import check_policy
+
+        checks.register(service_checks.check_settings)
+        checks.register(check_policy)

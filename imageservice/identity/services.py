@@ -1,0 +1,63 @@
+"""Creating projects, users and tokens: one path for commands, the seed, the admin and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+
+from imageservice.identity.models import ApiToken, Project, Role, User
+
+STANDARD_ROLES = ("admin", "member", "reader")
+
+
+def ensure_project(name: str, description: str = "") -> tuple[Project, bool]:
+    return Project.objects.get_or_create(name=name, defaults={"description": description})
+
+
+def ensure_roles(names: Iterable[str]) -> list[Role]:
+    return [Role.objects.get_or_create(name=name.strip().lower())[0] for name in names]
+
+
+@transaction.atomic
+def ensure_user(
+    username: str,
+    project: Project | None,
+    roles: Iterable[str],
+    *,
+    is_service: bool = False,
+    password: str | None = None,
+) -> tuple[User, bool]:
+    """Create the user, or bring an existing one to the given project and roles."""
+    user, created = User.objects.get_or_create(username=username)
+    user.project = project
+    user.is_service = is_service
+    user.is_staff = "admin" in {role.lower() for role in roles}
+    if password is not None:
+        user.set_password(password)
+    elif created:
+        user.set_unusable_password()
+    user.save()
+    user.roles.set(ensure_roles(roles))
+    return user, created
+
+
+def issue_token(
+    user: User,
+    *,
+    raw_token: str | None = None,
+    expires_at: datetime | None = None,
+    description: str = "",
+) -> tuple[ApiToken, str]:
+    """A new token for ``user`` and its clear text (shown once). A fixed ``raw_token`` that
+    already exists is returned as it is, so seeding stays idempotent."""
+    if raw_token is not None:
+        from imageservice.identity.models import hash_token
+
+        existing = ApiToken.objects.filter(digest=hash_token(raw_token)).first()
+        if existing is not None:
+            if existing.user_id != user.pk:
+                raise ValueError("That token already belongs to another user.")
+            return existing, raw_token
+    return ApiToken.issue(user, raw_token=raw_token, expires_at=expires_at, description=description)

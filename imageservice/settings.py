@@ -1,0 +1,184 @@
+"""One settings module, driven by environment variables.
+
+Nothing set gives the embedded default: SQLite, django-q2's ORM broker and a filesystem store,
+all under ``DATA_DIR`` (``var/``). ``DATABASE_URL`` and ``REDIS_URL`` switch to scale-out.
+Bad values are reported by the system checks in ``imageservice.checks``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        # Left for the system check to report with a hint instead of a traceback.
+        INVALID_SETTINGS[name] = value
+        return default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+INVALID_SETTINGS: dict[str, str] = {}
+
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = env_str("SECRET_KEY") or "imageservice-insecure-development-key-change-me"
+DEBUG = env_bool("DEBUG")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rules.apps.AutodiscoverRulesConfig",
+    "django_q",
+    "imageservice.identity",
+    "imageservice.apps.ImageServiceConfig",
+    "images",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "imageservice.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# Glance answers /v2/images/ with 404; a redirect would also drop PUT/POST bodies.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "imageservice.urls"
+WSGI_APPLICATION = "imageservice.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{DATA_DIR / 'imageservice.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the API and the worker read while the other writes; the timeout rides out
+    # short write locks instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "identity.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["imageservice.identity.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["imageservice.policy.permissions.GlancePolicy"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "imageservice.negotiation.IgnoreAcceptNegotiation",
+    "EXCEPTION_HANDLER": "imageservice.errors.glance_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
+}
+
+# --- Glance options (names follow glance-api.conf so operators recognise them) ---------------
+PUBLIC_ENDPOINT = env_str("PUBLIC_ENDPOINT")
+POLICY_FILE = env_str("POLICY_FILE")
+LIMIT_PARAM_DEFAULT = env_int("LIMIT_PARAM_DEFAULT", 25)
+API_LIMIT_MAX = env_int("API_LIMIT_MAX", 1000)
+IMAGE_PROPERTY_QUOTA = env_int("IMAGE_PROPERTY_QUOTA", 128)
+IMAGE_TAG_QUOTA = env_int("IMAGE_TAG_QUOTA", 128)
+IMAGE_MEMBER_QUOTA = env_int("IMAGE_MEMBER_QUOTA", 128)
+DISK_FORMATS = env_list(
+    "DISK_FORMATS",
+    ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"],
+)
+CONTAINER_FORMATS = env_list(
+    "CONTAINER_FORMATS", ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
+)
+IMAGE_SCHEMA_PROPERTIES_FILE = env_str("IMAGE_SCHEMA_PROPERTIES_FILE")
+HASHING_ALGORITHM = env_str("HASHING_ALGORITHM", "sha512")
+SHOW_IMAGE_DIRECT_URL = env_bool("SHOW_IMAGE_DIRECT_URL")
+SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")
+
+# --- Job queue: ORM broker by default, Redis when REDIS_URL is set ---------------------------
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": "imageservice",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 3600),
+    "retry": env_int("Q_RETRY", 3700),
+    "max_attempts": 1,
+    "catch_up": False,
+    "label": "Jobs",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+}

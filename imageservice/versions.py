@@ -1,0 +1,33 @@
+"""``/versions`` (200) and ``/`` or any unversioned path (300): Glance's version document."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+
+# Only versions whose calls are implemented are advertised; the last one is CURRENT.
+SUPPORTED_VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
+
+
+def versions_document(request: HttpRequest) -> dict[str, list]:
+    base = settings.PUBLIC_ENDPOINT.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
+    href = f"{base}/v2/"
+    newest_first = sorted(SUPPORTED_VERSIONS, key=lambda v: int(v.split(".")[1]), reverse=True)
+    return {
+        "versions": [
+            {
+                "id": f"v{version}",
+                "status": "CURRENT" if index == 0 else "SUPPORTED",
+                "links": [{"rel": "self", "href": href}],
+            }
+            for index, version in enumerate(newest_first)
+        ]
+    }
+
+
+def versions(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(versions_document(request))
+
+
+def multiple_choices(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(versions_document(request), status=300)

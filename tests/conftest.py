@@ -1,0 +1,96 @@
+"""Personas and factories shared by the whole suite.
+
+admin     operator: project "admin", roles admin, member, reader
+owner     project A, roles member, reader: owns the images the tests create
+member    project B, roles member, reader: the project an owner's image is shared with
+outsider  project C, roles member, reader: sees nothing private of A's
+reader    project A, role reader only: may look but not change or download
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from imageservice.identity import services as identity
+from images.models import Image, ImageMember, ImageProperty, ImageTag
+
+PERSONAS = {
+    "admin": ("admin", ("admin", "member", "reader")),
+    "owner": ("project-a", ("member", "reader")),
+    "member": ("project-b", ("member", "reader")),
+    "outsider": ("project-c", ("member", "reader")),
+    "reader": ("project-a", ("reader",)),
+}
+
+
+@dataclass
+class Persona:
+    name: str
+    user: object
+    project_id: str
+    token: str
+
+    def client(self) -> APIClient:
+        return APIClient(HTTP_X_AUTH_TOKEN=self.token)
+
+
+@pytest.fixture
+def personas(db) -> dict[str, Persona]:
+    cast = {}
+    for name, (project_name, roles) in PERSONAS.items():
+        project, _ = identity.ensure_project(project_name)
+        user, _ = identity.ensure_user(name, project, roles)
+        _, token = identity.issue_token(user)
+        cast[name] = Persona(name, user, project.id, token)
+    return cast
+
+
+@pytest.fixture
+def admin(personas) -> Persona:
+    return personas["admin"]
+
+
+@pytest.fixture
+def owner(personas) -> Persona:
+    return personas["owner"]
+
+
+@pytest.fixture
+def member(personas) -> Persona:
+    return personas["member"]
+
+
+@pytest.fixture
+def outsider(personas) -> Persona:
+    return personas["outsider"]
+
+
+@pytest.fixture
+def reader(personas) -> Persona:
+    return personas["reader"]
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_image(db, owner):
+    """Factory: an image row owned by project A unless told otherwise."""
+
+    def make(*, properties=None, tags=(), members=(), **fields) -> Image:
+        fields.setdefault("owner", owner.project_id)
+        image = Image.objects.create(**fields)
+        for name, value in (properties or {}).items():
+            ImageProperty.objects.create(image=image, name=name, value=value)
+        for tag in tags:
+            ImageTag.objects.create(image=image, value=tag)
+        for member_id, status in dict(members).items():
+            ImageMember.objects.create(image=image, member_id=member_id, status=status)
+        return image
+
+    return make
