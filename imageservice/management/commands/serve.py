@@ -1,0 +1,44 @@
+import os
+import signal
+import subprocess
+import sys
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the API with gunicorn and run the django-q2 worker beside it until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
+        parser.add_argument(
+            "--workers", default=os.environ.get("WEB_CONCURRENCY", "4"), help="gunicorn workers"
+        )
+
+    def handle(self, *args, host: str, port: str, workers: str, **options):
+        python = sys.executable
+        gunicorn = [
+            python, "-m", "gunicorn", "imageservice.wsgi:application",
+            "--bind", f"{host}:{port}", "--workers", workers,
+            "--access-logfile", "-", "--timeout", "300",
+        ]  # fmt: skip
+        worker = [python, "manage.py", "qcluster"]
+        children = [subprocess.Popen(gunicorn), subprocess.Popen(worker)]
+        self.stdout.write(f"Serving on http://{host}:{port}/ with {workers} workers and a job worker")
+
+        def stop(signum, frame):
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        # If either process dies, stop the other: a half-running service is worse than none.
+        while all(child.poll() is None for child in children):
+            try:
+                children[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
+        stop(None, None)
+        for child in children:
+            child.wait()
