@@ -58,6 +58,7 @@ class GlancePolicy(BasePermission):
         credentials = request.credentials
         if authorize(name, credentials, view.object_policy_target(request, obj)):
             return True
-        if name != "get_image" and authorize("get_image", credentials, obj.policy_target(credentials)):
+        visible = authorize("get_image", credentials, obj.policy_target(credentials))
+        if name != "get_image" and visible:
             raise refuse(name)
         raise GlanceError(404)
