@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import jsonpatch
 import jsonpointer
 
-from imageservice.errors import GlanceError
 from images import validation
 from images.models import Image, ImageStatus
+from imageservice.errors import GlanceError
 
 MEDIA_TYPE_V20 = "application/openstack-images-v2.0-json-patch"
 MEDIA_TYPE_V21 = "application/openstack-images-v2.1-json-patch"
@@ -53,8 +53,9 @@ def _parse_operation(raw: object, media_type: str) -> Operation:
         names = [name for name in OPERATIONS if name in raw]
         if len(names) != 1:
             raise GlanceError(
-                400, "Operation objects must contain exactly one member named \"add\", "
-                "\"remove\", or \"replace\"."
+                400,
+                'Operation objects must contain exactly one member named "add", '
+                '"remove", or "replace".',
             )
         op, path = names[0], raw[names[0]]
     else:
@@ -63,11 +64,12 @@ def _parse_operation(raw: object, media_type: str) -> Operation:
         op = raw["op"]
         if op not in OPERATIONS:
             raise GlanceError(
-                400, f"Invalid operation: `{op}`. It must be one of the following: "
-                "add, remove, replace."
+                400,
+                f"Invalid operation: `{op}`. It must be one of the following: "
+                "add, remove, replace.",
             )
         if "path" not in raw:
-            raise GlanceError(400, 'Unable to find \'path\' element in the request.')
+            raise GlanceError(400, "Unable to find 'path' element in the request.")
         path = raw["path"]
     if op != "remove" and "value" not in raw:
         raise GlanceError(400, f'Operation "{op}" requires a member named "value".')

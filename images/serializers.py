@@ -19,7 +19,9 @@ def glance_timestamp(value: datetime | None) -> str | None:
 
 def image_to_dict(image: Image) -> dict[str, object]:
     body: dict[str, object] = {
-        name: value for name, value in image.property_dict().items() if name not in HIDDEN_PROPERTIES
+        name: value
+        for name, value in image.property_dict().items()
+        if name not in HIDDEN_PROPERTIES
     }
     body.update(
         {

@@ -8,9 +8,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from imageservice.errors import GlanceError
-from imageservice.identity.credentials import Credentials
-from imageservice.policy.permissions import authorize, refuse
 from images import validation
 from images.models import (
     Image,
@@ -21,6 +18,9 @@ from images.models import (
     MemberStatus,
     Visibility,
 )
+from imageservice.errors import GlanceError
+from imageservice.identity.credentials import Credentials
+from imageservice.policy.permissions import authorize, refuse
 
 CREATE_FIELDS = (
     "id",
@@ -62,14 +62,20 @@ def create_target(body: Mapping[str, object], credentials: Credentials) -> dict[
     return {"project_id": owner, "owner": owner, "visibility": body.get("visibility", "private")}
 
 
-def create_image(body: Mapping[str, object], credentials: Credentials, is_admin: bool) -> Image:
-    """Create a queued image from a validated body (see ``validate_create_body``)."""
+def create_refusal(body: Mapping[str, object], credentials: Credentials) -> GlanceError:
+    """Why ``add_image`` refused: naming another project as owner gets Glance's own message."""
     owner = body.get("owner") or credentials.project_id
-    if owner != credentials.project_id and not is_admin:
-        raise GlanceError(403, f"You are not permitted to create images owned by '{owner}'.")
+    if owner != credentials.project_id:
+        return GlanceError(403, f"You are not permitted to create images owned by '{owner}'.")
+    return refuse("add_image")
+
+
+def create_image(body: Mapping[str, object], credentials: Credentials) -> Image:
+    """Create a queued image from a body that passed ``validate_create_body`` and ``add_image``."""
+    owner = body.get("owner") or credentials.project_id
     check_visibility_change(credentials, body.get("visibility"), create_target(body, credentials))
     for name in body:
-        if name in validation.READ_ONLY_ATTRIBUTES:
+        if name in validation.READ_ONLY_ATTRIBUTES and name != "id":
             raise validation.read_only_error(name)
         if validation.is_reserved(name):
             raise validation.reserved_error(name)

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 import jsonschema
 from django.conf import settings
 
-from imageservice.errors import GlanceError
 from images.schemas import image_schema
+from imageservice.errors import GlanceError
 
 # Base fields a caller may never set (403 "read-only").
 READ_ONLY_ATTRIBUTES = frozenset(

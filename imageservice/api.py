@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from rest_framework.views import APIView
 
 from imageservice.errors import GlanceError
-from imageservice.policy.permissions import caller_is_admin
+from imageservice.policy.permissions import caller_is_admin, refuse
 
 BODY_TRANSFER_ENCODINGS = {"chunked", "compress", "deflate", "gzip", "identity"}
 
@@ -64,6 +64,9 @@ class GlanceAPIView(APIView):
 
     def policy_target(self, request) -> dict[str, object]:
         return {"project_id": request.credentials.project_id}
+
+    def policy_refusal(self, request, name: str) -> GlanceError:
+        return refuse(name)
 
     def object_policy_target(self, request, obj) -> dict[str, object]:
         return obj.policy_target(request.credentials)

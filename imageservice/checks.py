@@ -57,4 +57,3 @@ def _check_limits() -> list[Error]:
         for name in names
         if getattr(settings, name) <= 0
     ]
-

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 from rest_framework.test import APIClient
 
-from imageservice.identity import services as identity
 from images.models import Image, ImageMember, ImageProperty, ImageTag
+from imageservice.identity import services as identity
 
 PERSONAS = {
     "admin": ("admin", ("admin", "member", "reader")),

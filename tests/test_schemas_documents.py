@@ -29,16 +29,6 @@ from images.schemas import (
     tasks_schema,
 )
 
-if not settings.configured:
-    # Lets this file run with `-p no:django` while other apps cannot be set up yet.
-    from imageservice import settings as project_settings
-
-    settings.configure(
-        BASE_DIR=project_settings.BASE_DIR,
-        DISK_FORMATS=project_settings.DISK_FORMATS,
-        CONTAINER_FORMATS=project_settings.CONTAINER_FORMATS,
-    )
-
 SAMPLES = Path(settings.BASE_DIR).parent / "shared/reference/samples"
 TASK_FIELDS_BEYOND_SAMPLE = {
     "image_id": {"description": "Image associated with the task", "type": "string"},

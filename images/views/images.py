@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from imageservice.api import GlanceAPIView, no_content
 from images import patch, services
 from images.filters import list_images
 from images.models import Image
 from images.serializers import image_to_dict
+from imageservice.api import GlanceAPIView, no_content
 
 
 class ImagesView(GlanceAPIView):
@@ -19,6 +19,11 @@ class ImagesView(GlanceAPIView):
             body = services.validate_create_body(self.json_body())
             return services.create_target(body, request.credentials)
         return super().policy_target(request)
+
+    def policy_refusal(self, request, name: str):
+        if request.method == "POST":
+            return services.create_refusal(self.json_body(), request.credentials)
+        return super().policy_refusal(request, name)
 
     def get(self, request):
         page = list_images(request, self.is_admin)
@@ -32,7 +37,7 @@ class ImagesView(GlanceAPIView):
         return Response(body)
 
     def post(self, request):
-        image = services.create_image(self.json_body(), request.credentials, self.is_admin)
+        image = services.create_image(self.json_body(), request.credentials)
         image = Image.objects.with_relations().get(pk=image.pk)
         response = Response(image_to_dict(image), status=201)
         response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
@@ -54,7 +59,9 @@ class ImageView(GlanceAPIView):
         document = patch.apply_operations(image, operations, media_type, self.is_admin)
         if document.get("visibility") != image.visibility:
             services.check_visibility_change(
-                request.credentials, document.get("visibility"), image.policy_target(self.credentials)
+                request.credentials,
+                document.get("visibility"),
+                image.policy_target(self.credentials),
             )
         fields, properties, tags = patch.split_document(document)
         services.check_patch_quotas(image, properties, tags)
@@ -103,4 +110,3 @@ class ImageTagView(GlanceAPIView):
     def delete(self, request, image_id: str, tag: str):
         services.remove_tag(self.get_image(image_id), tag)
         return no_content()
-

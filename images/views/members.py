@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from imageservice.api import GlanceAPIView, no_content
-from imageservice.errors import GlanceError
 from images import services
 from images.models import ImageMember, Visibility
 from images.serializers import member_to_dict
+from imageservice.api import GlanceAPIView, no_content
+from imageservice.errors import GlanceError
 
 
 def _only_shared(image, message: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from imageservice.api import GlanceAPIView
 from images import schemas
+from imageservice.api import GlanceAPIView
 
 DOCUMENTS = {
     "image": schemas.image_schema,

@@ -46,11 +46,14 @@ class GlancePolicy(BasePermission):
     def has_permission(self, request, view) -> bool:
         if getattr(request, "credentials", None) is None:
             raise NotAuthenticated()
+        method = request.method.lower()
+        if method not in view.http_method_names or not hasattr(view, method):
+            return True  # the view answers 405 itself
         name = policy_name_for(view, request.method)
         if getattr(view, "policy_object", False):
             return True
         if not authorize(name, request.credentials, view.policy_target(request)):
-            raise refuse(name)
+            raise view.policy_refusal(request, name)
         return True
 
     def has_object_permission(self, request, view, obj) -> bool:

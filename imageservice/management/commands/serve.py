@@ -25,7 +25,9 @@ class Command(BaseCommand):
         ]  # fmt: skip
         worker = [python, "manage.py", "qcluster"]
         children = [subprocess.Popen(gunicorn), subprocess.Popen(worker)]
-        self.stdout.write(f"Serving on http://{host}:{port}/ with {workers} workers and a job worker")
+        self.stdout.write(
+            f"Serving on http://{host}:{port}/ with {workers} workers and a job worker"
+        )
 
         def stop(signum, frame):
             for child in children:

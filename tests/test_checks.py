@@ -1,0 +1,48 @@
+"""Bad configuration stops the service at start with a stable id and a hint."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from imageservice.checks import check_settings
+from imageservice.policy.checks import check_policy
+
+
+def ids(errors) -> list[str]:
+    return [error.id for error in errors]
+
+
+def test_default_configuration_passes_every_check():
+    assert check_settings() == [] and check_policy(None) == []
+
+
+def test_non_integer_setting_is_reported_with_its_name(settings):
+    settings.INVALID_SETTINGS = {"IMAGE_TAG_QUOTA": "lots"}
+
+    errors = check_settings()
+
+    assert ids(errors) == ["imageservice.E001"]
+    assert "IMAGE_TAG_QUOTA='lots'" in errors[0].msg
+
+
+def test_unknown_hashing_algorithm_is_refused(settings):
+    settings.HASHING_ALGORITHM = "crc99"
+
+    assert ids(check_settings()) == ["imageservice.E003"]
+
+
+def test_non_positive_limit_is_refused(settings):
+    settings.API_LIMIT_MAX = 0
+
+    assert ids(check_settings()) == ["imageservice.E004"]
+
+
+def test_policy_file_with_unknown_rule_stops_start_up(settings, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('get_image: "rule:nonexistent"\n')
+    settings.POLICY_FILE = str(policy)
+
+    with pytest.raises(SystemCheckError, match=r"imageservice\.E010"):
+        call_command("check")

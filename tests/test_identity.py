@@ -1,0 +1,134 @@
+"""Tokens, users and projects: authentication and the identity management commands."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from imageservice.identity.models import ApiToken, Project, User, hash_token
+from imageservice.identity.services import ensure_project, ensure_user, issue_token
+from imageservice.policy.engine import reset_policy
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_token_is_stored_only_as_its_digest(owner):
+    stored = ApiToken.objects.get(user=owner.user)
+
+    assert stored.digest == hash_token(owner.token)
+    assert stored.prefix == owner.token[:8]
+
+
+def test_expired_token_is_401(owner):
+    ApiToken.objects.filter(user=owner.user).update(expires_at=timezone.now() - timedelta(1))
+
+    response = owner.client().get("/v2/images", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 401
+
+
+def test_revoked_token_is_401_and_others_keep_working(owner):
+    _, second = issue_token(owner.user)
+    ApiToken.objects.get(digest=hash_token(owner.token)).revoke()
+
+    revoked = owner.client().get("/v2/images")
+    other = APIClient(HTTP_X_AUTH_TOKEN=second).get("/v2/images")
+
+    assert revoked.status_code == 401
+    assert other.status_code == 200
+
+
+def test_percent_quoted_token_is_accepted(owner, db):
+    user, _ = ensure_user("quoted", owner.user.project, ["member", "reader"])
+    issue_token(user, raw_token="a+b/c=")
+
+    response = APIClient(HTTP_X_AUTH_TOKEN="a%2Bb%2Fc%3D").get("/v2/images")
+
+    assert response.status_code == 200
+
+
+def test_create_project_user_and_token_commands_print_what_they_did(db):
+    project_out = run("create_project", "research")
+    user_out = run("create_user", "ada", "--project", "research", "--roles", "member,Reader")
+    token_out = run("issue_token", "ada", "--expires-in", "2")
+
+    project = Project.objects.get(name="research")
+    user = User.objects.get(username="ada")
+    raw = token_out.strip().splitlines()[-1]
+    assert f"Created project research (id {project.id})" in project_out
+    assert "Created user ada" in user_out and "roles member, reader" in user_out
+    assert user.role_names() == {"member", "reader"}
+    assert "expires" in token_out
+    response = APIClient(HTTP_X_AUTH_TOKEN=raw).get("/v2/images")
+    assert response.status_code == 200
+
+
+def test_create_user_in_unknown_project_fails_clearly(db):
+    with pytest.raises(CommandError, match="No project named 'nowhere'"):
+        run("create_user", "bob", "--project", "nowhere")
+
+
+def test_revoke_token_command_revokes_all_of_a_user(owner):
+    issue_token(owner.user)
+
+    out = run("revoke_token", "--user", "owner")
+
+    assert "2 token(s) revoked." in out
+    assert owner.client().get("/v2/images").status_code == 401
+
+
+def test_seed_demo_is_idempotent_and_honours_fixed_tokens(db, monkeypatch):
+    monkeypatch.setenv("DEMO_USER_TOKEN", "fixed-user-token")
+    first = run("seed_demo")
+    second = run("seed_demo")
+
+    assert "DEMO_USER_TOKEN=fixed-user-token" in first and "[exists]" in second
+    assert User.objects.filter(username__in=["operator", "user", "other"]).count() == 3
+    assert set(Project.objects.values_list("name", flat=True)) == {"admin", "demo", "other"}
+    operator = User.objects.get(username="operator")
+    assert operator.role_names() == {"admin", "member", "reader"}
+    assert User.objects.get(username="other").project.name == "other"
+    assert ApiToken.objects.filter(digest=hash_token("fixed-user-token")).count() == 1
+    response = APIClient(HTTP_X_AUTH_TOKEN="fixed-user-token").get("/v2/images")
+    assert response.status_code == 200
+
+
+def test_service_token_adds_service_credentials_for_policy(owner, settings, tmp_path):
+    service_project, _ = ensure_project("service")
+    glance_service, _ = ensure_user("nova", service_project, ["service"], is_service=True)
+    _, service_token = issue_token(glance_service)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('add_image: "role:admin or service_roles:service"\n')
+    settings.POLICY_FILE = str(policy)
+    reset_policy()
+    body = json.dumps({"name": "x"})
+
+    alone = owner.client().post("/v2/images", data=body, content_type="application/json")
+    with_service = owner.client().post(
+        "/v2/images",
+        data=body,
+        content_type="application/json",
+        HTTP_X_SERVICE_TOKEN=service_token,
+    )
+
+    assert alone.status_code == 403
+    assert with_service.status_code == 201
+    settings.POLICY_FILE = ""
+    reset_policy()
+
+
+def test_service_token_of_a_normal_user_is_refused(owner, member):
+    response = owner.client().get("/v2/images", HTTP_X_SERVICE_TOKEN=member.token)
+
+    assert response.status_code == 401
