@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from imageservice.errors import render_error
+from imageservice.versions import SUPPORTED_VERSIONS
 
 MAX_REQUEST_ID_LENGTH = 64
 
@@ -25,3 +27,20 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["x-openstack-request-id"] = request.request_id
         return response
+
+
+MINOR_VERSION_PATH = re.compile(r"^/v(2\.\d+)(/.*)$")
+
+
+class VersionAliasMiddleware:
+    """``/v2.N/...`` is an alias of ``/v2/...`` for every advertised minor version."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        match = MINOR_VERSION_PATH.match(request.path_info)
+        if match and match.group(1) in SUPPORTED_VERSIONS:
+            request.path_info = f"/v2{match.group(2)}"
+            request.path = request.path_info
+        return self.get_response(request)

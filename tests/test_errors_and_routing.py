@@ -143,3 +143,11 @@ def test_empty_accept_is_not_refused_on_success(owner):
 
     assert response.status_code == 201
     assert response["Content-Type"] == "application/json"
+
+
+def test_minor_version_path_is_an_alias_of_v2(owner):
+    aliased = owner.client().get("/v2.5/images")
+    unknown = owner.client().get("/v2.99/images")
+
+    assert aliased.status_code == 200 and "images" in aliased.json()
+    assert unknown.status_code == 300
