@@ -96,7 +96,7 @@ def create_image(body: Mapping[str, object], credentials: Credentials) -> Image:
             _replace_properties(image, properties)
             _replace_tags(image, tags)
     except IntegrityError:
-        raise GlanceError(409, f"Image with identifier {image_id} already exists!") from None
+        raise GlanceError(409, f"Image ID {image_id} already exists!") from None
     return image
 
 
@@ -198,12 +198,13 @@ def add_member(image: Image, member_id: str) -> ImageMember:
         raise GlanceError(403, f"Not allowed to create members for image {image.id}.")
     if image.member_row(member_id) is not None:
         raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}")
-    if image.members.count() + 1 > settings.IMAGE_MEMBER_QUOTA:
+    attempted = image.members.count() + 1
+    if attempted > settings.IMAGE_MEMBER_QUOTA:
         raise GlanceError(
             413,
-            "The limit has been exceeded on the number of allowed image members for this "
-            f"image. Attempted: {image.members.count() + 1}, "
-            f"Maximum: {settings.IMAGE_MEMBER_QUOTA}",
+            f"Image member limit exceeded for image {image.id}: The limit has been exceeded on "
+            "the number of allowed image members for this image. "
+            f"Attempted: {attempted}, Maximum: {settings.IMAGE_MEMBER_QUOTA}:",
         )
     try:
         with transaction.atomic():

@@ -93,8 +93,11 @@ class GlanceAPIView(APIView):
             raise GlanceError(400, "Unexpected body type. Expected list/dict.")
         return body
 
-    def get_image(self, image_id: str, queryset=None):
-        """The visible, non-deleted image, checked against this action's policy, else 404."""
+    def get_image(self, image_id: str, queryset=None, *, authorize: bool = True):
+        """The visible, non-deleted image, checked against this action's policy, else 404.
+
+        ``authorize=False`` leaves the policy check to the caller, for calls where Glance
+        validates something else first."""
         from images.models import Image
 
         queryset = queryset if queryset is not None else Image.objects.with_relations()
@@ -104,7 +107,8 @@ class GlanceAPIView(APIView):
         credentials = self.request.credentials
         if image is None or not image.is_visible_to(credentials.project_id, self.is_admin):
             raise GlanceError(404, self.not_found_message(image_id))
-        self.check_object_permissions(self.request, image)
+        if authorize:
+            self.check_object_permissions(self.request, image)
         return image
 
     def not_found_message(self, image_id: str) -> str | None:

@@ -58,7 +58,7 @@ def test_create_accepts_client_supplied_id_and_refuses_reuse(owner):
 
     assert first.status_code == 201 and first.json()["id"] == image_id
     assert second.status_code == 409
-    assert error_message(second) == f"Image with identifier {image_id} already exists!"
+    assert error_message(second) == f"Image ID {image_id} already exists!"
 
 
 def test_create_ignores_content_type_like_glance(owner):

@@ -103,6 +103,9 @@ class ImageTagView(GlanceAPIView):
     policy_object = True
     bodyless_methods = ("put", "delete")
 
+    def not_found_message(self, image_id: str) -> str:
+        return f"Image {image_id} not found."
+
     def put(self, request, image_id: str, tag: str):
         services.add_tag(self.get_image(image_id), tag)
         return no_content()

@@ -1,41 +1,74 @@
-"""``/v2/images/{id}/members``: sharing an image with other projects (§10)."""
+"""``/v2/images/{id}/members``: sharing an image with other projects (§10).
+
+Glance checks in a fixed order here (visibility, body, shared-only, member lookup, then policy),
+and hides other projects' membership rows from members; the views follow that order.
+"""
 
 from __future__ import annotations
 
 from rest_framework.response import Response
 
 from images import services
-from images.models import ImageMember, Visibility
+from images.models import Image, ImageMember, Visibility
 from images.serializers import member_to_dict
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
 
 
-def _only_shared(image, message: str) -> None:
+def _only_shared(image: Image, error: GlanceError) -> None:
     if image.visibility != Visibility.SHARED:
-        raise GlanceError(403, message)
+        raise error
 
 
-class MembersView(GlanceAPIView):
-    policy_map = {"get": "get_members", "post": "add_member"}
+class MemberAPIView(GlanceAPIView):
     policy_object = True
+
+    def not_found_message(self, image_id: str) -> str:
+        return f"Image {image_id} not found."
+
+    def visible_members(self, image: Image) -> list[ImageMember]:
+        """The rows the caller may know about: all for the owner and admins, else its own."""
+        members = list(image.members.all())
+        caller = self.request.credentials.project_id
+        if self.is_admin or image.owner == caller:
+            return members
+        return [member for member in members if member.member_id == caller]
+
+    def member_or_404(self, image: Image, member_id: str) -> ImageMember:
+        for member in self.visible_members(image):
+            if member.member_id == member_id:
+                return member
+        raise GlanceError(404, f"{member_id} not found in the member list of the image {image.id}.")
+
+
+class MembersView(MemberAPIView):
+    policy_map = {"get": "get_members", "post": "add_member"}
     bodyless_methods = ("get",)
 
     def get(self, request, image_id: str):
-        image = self.get_image(image_id)
-        _only_shared(image, "Only shared images have members.")
-        members = list(image.members.all())
-        if not self.is_admin and image.owner != request.credentials.project_id:
-            members = [m for m in members if m.member_id == request.credentials.project_id]
+        image = self.get_image(image_id, authorize=False)
+        _only_shared(
+            image,
+            GlanceError(
+                403,
+                f"Not allowed to list members for image {image.id}: "
+                "Only shared images have members.",
+            ),
+        )
+        self.check_object_permissions(request, image)
+        members = sorted(self.visible_members(image), key=lambda m: (m.created_at, m.member_id))
         return Response(
-            {
-                "members": [member_to_dict(m) for m in sorted(members, key=_created)],
-                "schema": "/v2/schemas/members",
-            }
+            {"members": [member_to_dict(m) for m in members], "schema": "/v2/schemas/members"}
         )
 
     def post(self, request, image_id: str):
-        image = self.get_image(image_id)
+        image = self.get_image(image_id, authorize=False)
+        member_id = self._member_from_body()
+        self.check_object_permissions(request, image)
+        member = services.add_member(image, member_id)
+        return Response(member_to_dict(member))
+
+    def _member_from_body(self) -> str:
         body = self.json_body()
         if not isinstance(body, dict):
             raise GlanceError(400, 'Expected a member in the form: {"member": "image_id"}')
@@ -43,17 +76,11 @@ class MembersView(GlanceAPIView):
             raise GlanceError(400, "Member to be added not specified")
         if not body["member"] or not isinstance(body["member"], str):
             raise GlanceError(400, "Member can't be empty")
-        member = services.add_member(image, body["member"])
-        return Response(member_to_dict(member))
+        return body["member"]
 
 
-def _created(member: ImageMember):
-    return (member.created_at, member.member_id)
-
-
-class MemberView(GlanceAPIView):
+class MemberView(MemberAPIView):
     policy_map = {"get": "get_member", "put": "modify_member", "delete": "delete_member"}
-    policy_object = True
     bodyless_methods = ("get", "delete")
 
     def object_policy_target(self, request, obj) -> dict[str, object]:
@@ -64,36 +91,40 @@ class MemberView(GlanceAPIView):
         return target
 
     def get(self, request, image_id: str, member_id: str):
-        # Glance answers every refusal here with 404 so membership never leaks.
+        image = self.get_image(image_id, authorize=False)
+        _only_shared(image, GlanceError(404, "Only shared images have members."))
+        member = self.member_or_404(image, member_id)
+        # Glance answers a refusal here with 404 so membership never leaks.
         try:
-            image = self.get_image(image_id)
+            self.check_object_permissions(request, image)
         except GlanceError as error:
             raise GlanceError(404) from error
-        member = self._member(image, member_id)
-        caller = request.credentials.project_id
-        if not self.is_admin and caller not in (image.owner, member.member_id):
-            raise GlanceError(404)
         return Response(member_to_dict(member))
 
     def put(self, request, image_id: str, member_id: str):
-        image = self.get_image(image_id)
+        image = self.get_image(image_id, authorize=False)
+        status = self._status_from_body()
+        _only_shared(
+            image, GlanceError(403, f"Not allowed to update members for image {image.id}.")
+        )
+        member = self.member_or_404(image, member_id)
+        self.check_object_permissions(request, image)
+        return Response(member_to_dict(services.set_member_status(member, status)))
+
+    def delete(self, request, image_id: str, member_id: str):
+        image = self.get_image(image_id, authorize=False)
+        _only_shared(
+            image, GlanceError(403, f"Not allowed to delete members for image {image.id}.")
+        )
+        member = self.member_or_404(image, member_id)
+        self.check_object_permissions(request, image)
+        services.remove_member(member)
+        return no_content()
+
+    def _status_from_body(self) -> str:
         body = self.json_body()
         if not isinstance(body, dict):
             raise GlanceError(400, 'Expected a status in the form: {"status": "status"}')
         if "status" not in body:
             raise GlanceError(400, "Status not specified")
-        _only_shared(image, f"Not allowed to update members for image {image.id}.")
-        member = self._member(image, member_id)
-        return Response(member_to_dict(services.set_member_status(member, body["status"])))
-
-    def delete(self, request, image_id: str, member_id: str):
-        image = self.get_image(image_id)
-        _only_shared(image, f"Not allowed to delete members for image {image.id}.")
-        services.remove_member(self._member(image, member_id))
-        return no_content()
-
-    def _member(self, image, member_id: str) -> ImageMember:
-        member = image.member_row(member_id)
-        if member is None:
-            raise GlanceError(404, f"{member_id} is not a member of image {image.id}")
-        return member
+        return body["status"]
