@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from http import HTTPStatus
 
 import pytest
 
 from images.models import Image
+from tests.support import JSON, glance_error, reloaded
 
-JSON = "application/json"
 LONG_AGO = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 NEITHER_ACTIVE_NOR_DEACTIVATED = ["queued", "saving", "uploading", "importing", "killed"]
-
-
-def glance_error(code: int, message: str) -> dict[str, str]:
-    phrase = HTTPStatus(code).phrase
-    return {"message": f"{message}<br /><br />\n\n\n", "code": f"{code} {phrase}", "title": phrase}
-
-
-def reloaded(image: Image) -> Image:
-    return Image.objects.get(pk=image.pk)
 
 
 @pytest.fixture

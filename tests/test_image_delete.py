@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from http import HTTPStatus
 
 import pytest
 
 from images.models import Image, ImageMember, ImageProperty, ImageTag
+from tests.support import JSON, glance_error, reloaded
 
-JSON = "application/json"
 LONG_AGO = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 DELETABLE_STATUSES = [
@@ -21,15 +20,6 @@ DELETABLE_STATUSES = [
     "deactivated",
     "killed",
 ]
-
-
-def glance_error(code: int, message: str) -> dict[str, str]:
-    phrase = HTTPStatus(code).phrase
-    return {"message": f"{message}<br /><br />\n\n\n", "code": f"{code} {phrase}", "title": phrase}
-
-
-def reloaded(image: Image) -> Image:
-    return Image.objects.get(pk=image.pk)
 
 
 @pytest.fixture

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from http import HTTPStatus
 
 import pytest
 from django.test import override_settings
 
 from images.models import Image, ImageMember
+from tests.support import JSON, glance_error
 
-JSON = "application/json"
 LONG_AGO = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 SHARED_AT = datetime(2024, 5, 6, 7, 8, 9, 654321, tzinfo=UTC)
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-def glance_error(code: int, message: str) -> dict[str, str]:
-    phrase = HTTPStatus(code).phrase
-    return {"message": f"{message}<br /><br />\n\n\n", "code": f"{code} {phrase}", "title": phrase}
 
 
 def member_body(image: Image, member_id: str, status: str, created="2024-05-06T07:08:09Z"):

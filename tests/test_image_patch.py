@@ -9,6 +9,7 @@ import pytest
 from django.test import override_settings
 
 from images.models import Image
+from tests.support import error_message
 
 V21 = "application/openstack-images-v2.1-json-patch"
 V20 = "application/openstack-images-v2.0-json-patch"
@@ -21,10 +22,6 @@ def patch(client, image, operations, content_type=V21):
         content_type=content_type,
         HTTP_ACCEPT="application/json",
     )
-
-
-def error_message(response) -> str:
-    return response.json()["message"].removesuffix("<br /><br />\n\n\n")
 
 
 @pytest.fixture

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from http import HTTPStatus
 
 import pytest
 from django.test import override_settings
 
 from images.models import Image, ImageTag
+from tests.support import JSON, glance_error
 
-JSON = "application/json"
 LONG_AGO = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def glance_error(code: int, message: str) -> dict[str, str]:
-    phrase = HTTPStatus(code).phrase
-    return {"message": f"{message}<br /><br />\n\n\n", "code": f"{code} {phrase}", "title": phrase}
 
 
 def tags_of(image: Image) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 
 from images.models import Image
+from tests.support import error_message
 
 IMAGE_KEYS = {
     "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo",
@@ -20,10 +21,6 @@ def post(client, body, **extra):
     return client.post(
         "/v2/images", data=json.dumps(body), content_type="application/json", **extra
     )
-
-
-def error_message(response) -> str:
-    return response.json()["message"].removesuffix("<br /><br />\n\n\n")
 
 
 def test_create_returns_queued_image_with_glance_defaults(owner):
