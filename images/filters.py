@@ -106,7 +106,7 @@ def list_images(request: Request, is_admin: bool) -> ImagePage:
         queryset = queryset.filter(after_marker(marker, query.order))
     images = []
     if query.limit:
-        ordered = queryset.order_by(*order_by_expressions(query.order)).with_relations()
+        ordered = queryset.order_by(*order_by_expressions(query.order)).for_display()
         images = list(ordered[: query.limit])
     # A short page is the last one; a full page always gets `next`, even if the following page
     # turns out empty. Never on an empty page: glanceclient would follow it forever.

@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -209,6 +211,35 @@ _TASK_FIELDS_HIDDEN_IN_LISTS = ("input", "result", "message")
 
 def image_schema() -> Schema:
     """The image schema: base properties, configured formats and deployment custom properties."""
+    return json.loads(_image_schema_text(_image_schema_key()))
+
+
+def image_schema_validator() -> jsonschema.Draft4Validator:
+    """A compiled validator for the current image schema (shared; do not mutate)."""
+    return _image_schema_validator(_image_schema_key())
+
+
+def _image_schema_key() -> tuple[object, ...]:
+    # Everything the schema depends on, so overrides and edits of the file are picked up.
+    path = _custom_schema_path()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = None
+    return (tuple(settings.CONTAINER_FORMATS), tuple(settings.DISK_FORMATS), str(path), mtime)
+
+
+@lru_cache(maxsize=8)
+def _image_schema_text(key: tuple[object, ...]) -> str:
+    return json.dumps(_build_image_schema())
+
+
+@lru_cache(maxsize=8)
+def _image_schema_validator(key: tuple[object, ...]) -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(json.loads(_image_schema_text(key)))
+
+
+def _build_image_schema() -> Schema:
     custom_properties, required = _load_custom_image_schema()
     properties = copy.deepcopy(_IMAGE_BASE_PROPERTIES)
     properties["container_format"]["enum"] = [None, *settings.CONTAINER_FORMATS]
@@ -269,6 +300,13 @@ def _minimal_collection(name: str, item: Schema) -> Schema:
     }
 
 
+def _custom_schema_path() -> Path:
+    return Path(
+        getattr(settings, "IMAGE_SCHEMA_PROPERTIES_FILE", None)
+        or DEFAULT_IMAGE_SCHEMA_PROPERTIES_FILE
+    )
+
+
 def _load_custom_image_schema() -> tuple[dict[str, Schema], list[str] | None]:
     """Read the deployment's ``schema-image.json``.
 
@@ -276,10 +314,7 @@ def _load_custom_image_schema() -> tuple[dict[str, Schema], list[str] | None]:
     (``{"properties": {...}, "required": [...]}``), and carry on without custom properties when
     the file is missing.
     """
-    path = Path(
-        getattr(settings, "IMAGE_SCHEMA_PROPERTIES_FILE", None)
-        or DEFAULT_IMAGE_SCHEMA_PROPERTIES_FILE
-    )
+    path = _custom_schema_path()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

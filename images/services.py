@@ -93,23 +93,31 @@ def create_image(body: Mapping[str, object], credentials: Credentials) -> Image:
     try:
         with transaction.atomic():
             image.save(force_insert=True)
-            _replace_properties(image, properties)
-            _replace_tags(image, tags)
+            _add_properties(image, properties)
+            _add_tags(image, tags)
     except IntegrityError:
         raise GlanceError(409, f"Image ID {image_id} already exists!") from None
     return image
 
 
-def _replace_properties(image: Image, properties: Mapping[str, str]) -> None:
-    image.properties.all().delete()
+def _add_properties(image: Image, properties: Mapping[str, str]) -> None:
     ImageProperty.objects.bulk_create(
         ImageProperty(image=image, name=name, value=value) for name, value in properties.items()
     )
 
 
+def _add_tags(image: Image, tags: set[str]) -> None:
+    ImageTag.objects.bulk_create(ImageTag(image=image, value=tag) for tag in sorted(tags))
+
+
+def _replace_properties(image: Image, properties: Mapping[str, str]) -> None:
+    image.properties.all().delete()
+    _add_properties(image, properties)
+
+
 def _replace_tags(image: Image, tags: set[str]) -> None:
     image.tags.all().delete()
-    ImageTag.objects.bulk_create(ImageTag(image=image, value=tag) for tag in sorted(tags))
+    _add_tags(image, tags)
 
 
 def check_patch_quotas(image: Image, properties: Mapping[str, str], tags: set[str]) -> None:

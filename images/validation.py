@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import jsonschema
 from django.conf import settings
 
-from images.schemas import image_schema
+from images.schemas import image_schema_validator
 from imageservice.errors import GlanceError
 
 # Base fields a caller may never set (403 "read-only").
@@ -61,7 +60,7 @@ def reserved_error(name: str) -> GlanceError:
 
 
 def validate_against_schema(document: Mapping[str, object]) -> None:
-    validator = jsonschema.Draft4Validator(image_schema())
+    validator = image_schema_validator()
     error = next(iter(validator.iter_errors(document)), None)
     if error is not None:
         raise GlanceError(400, f"Provided object does not match schema 'image': {error.message}")

@@ -38,7 +38,7 @@ class ImagesView(GlanceAPIView):
 
     def post(self, request):
         image = services.create_image(self.json_body(), request.credentials)
-        image = Image.objects.with_relations().get(pk=image.pk)
+        image = Image.objects.for_display().get(pk=image.pk)
         response = Response(image_to_dict(image), status=201)
         response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
         return response

@@ -13,8 +13,7 @@ from imageservice.identity.models import ApiToken, hash_token
 def user_for_token(raw_token: str):
     token = (
         ApiToken.objects.usable()
-        .select_related("user", "user__project")
-        .prefetch_related("user__roles")
+        .select_related("user")
         .filter(digest=hash_token(raw_token), user__is_active=True)
         .first()
     )

@@ -59,7 +59,7 @@ class User(AbstractUser):
     is_service = models.BooleanField(default=False)
 
     def role_names(self) -> frozenset[str]:
-        return frozenset(role.name for role in self.roles.all())
+        return frozenset(self.roles.values_list("name", flat=True))
 
 
 def hash_token(raw_token: str) -> str:

@@ -21,8 +21,13 @@ class Command(BaseCommand):
         gunicorn = [
             python, "-m", "gunicorn", "imageservice.wsgi:application",
             "--bind", f"{host}:{port}", "--workers", workers,
-            "--access-logfile", "-", "--timeout", "300",
+            "--worker-class", "gthread", "--threads", "2", "--keep-alive", "5",
+            "--timeout", "300",
         ]  # fmt: skip
+        # gthread workers keep client connections alive: a new TCP connection per request
+        # cost more CPU than a whole image-list page (docs/benchmarks.md).
+        if os.environ.get("ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"}:
+            gunicorn += ["--access-logfile", "-"]
         worker = [python, "manage.py", "qcluster"]
         children = [subprocess.Popen(gunicorn), subprocess.Popen(worker)]
         self.stdout.write(
