@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 # Only versions whose calls are implemented are advertised; the last one is CURRENT.
 SUPPORTED_VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
@@ -25,9 +26,11 @@ def versions_document(request: HttpRequest) -> dict[str, list]:
     }
 
 
+@csrf_exempt
 def versions(request: HttpRequest) -> JsonResponse:
     return JsonResponse(versions_document(request))
 
 
+@csrf_exempt
 def multiple_choices(request: HttpRequest) -> JsonResponse:
     return JsonResponse(versions_document(request), status=300)

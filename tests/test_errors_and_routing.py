@@ -151,3 +151,12 @@ def test_minor_version_path_is_an_alias_of_v2(owner):
 
     assert aliased.status_code == 200 and "images" in aliased.json()
     assert unknown.status_code == 300
+
+
+def test_any_method_on_an_unversioned_path_gets_the_300_document(client):
+    client.handler.enforce_csrf_checks = True
+
+    response = client.post("/images", data="{}", content_type="application/json")
+
+    assert response.status_code == 300
+    assert response.json()["versions"][0]["id"] == "v2.5"

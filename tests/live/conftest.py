@@ -1,0 +1,236 @@
+"""A real server for the client tests: gunicorn on loopback, as ``make run`` serves it.
+
+The server gets its own database, never pytest-django's: a fresh SQLite file under a temporary
+DATA_DIR, or, when ``DATABASE_URL`` points at PostgreSQL, a database called ``imageservice_live``
+on that server, created at session start and dropped at the end. The demo accounts come from
+``manage.py seed_demo`` with fixed tokens:
+
+operator  project "admin", roles admin, member, reader
+user      project "demo", roles member, reader: owns the images the tests create
+other     project "other", roles member, reader: the project images are shared with
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LIVE_DATABASE_NAME = "imageservice_live"
+DEMO_TOKENS = {
+    "operator": ("DEMO_OPERATOR_TOKEN", "live-operator-token"),
+    "user": ("DEMO_USER_TOKEN", "live-user-token"),
+    "other": ("DEMO_OTHER_TOKEN", "live-other-token"),
+}
+# seed_demo prints "user      project demo (<id>) roles member,reader [created]".
+SEED_LINE = re.compile(r"^(?P<username>\w+)\s+project \S+ \((?P<project_id>\w+)\)", re.MULTILINE)
+ACCESS_LOG_REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
+START_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class LiveAccount:
+    username: str
+    token: str
+    project_id: str
+
+
+@dataclass
+class LiveService:
+    url: str
+    operator: LiveAccount
+    user: LiveAccount
+    other: LiveAccount
+    env: dict[str, str] = field(repr=False)
+    access_log: Path = field(repr=False)
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against the live server's database; return its stdout."""
+        return run_checked([sys.executable, "manage.py", *args], self.env)
+
+    def set_status(self, image_id: str, status: str) -> None:
+        """Put an image into ``status`` directly in the database: how tests get an ``active``
+        image while image data upload is not implemented."""
+        code = (
+            "from images.models import Image; "
+            f"assert Image.objects.filter(pk={image_id!r}).update(status={status!r}) == 1"
+        )
+        self.manage("shell", "-v", "0", "-c", code)
+
+    def access_log_mark(self) -> int:
+        return self.access_log.stat().st_size
+
+    def requests_since(
+        self, mark: int, *, path_prefix: str = "", at_least: int = 0
+    ) -> list[tuple[str, str, int]]:
+        """(method, path with query, status) of each request under ``path_prefix`` that the
+        server logged after ``mark``.
+
+        A worker writes its access line just after sending the response, so the client can be
+        a step ahead of the log: wait (briefly) for ``at_least`` such lines."""
+        deadline = time.monotonic() + 5
+        while True:
+            with self.access_log.open("rb") as log:
+                log.seek(mark)
+                text = log.read().decode()
+            requests = [
+                (match["method"], match["path"], int(match["status"]))
+                for match in ACCESS_LOG_REQUEST.finditer(text)
+                if match["path"].startswith(path_prefix)
+            ]
+            if len(requests) >= at_least or time.monotonic() > deadline:
+                return requests
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix for names and tags that no other test (or earlier run) uses."""
+    return uuid.uuid4().hex[:10]
+
+
+def run_checked(command: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_postgres_database(database_url: str, name: str, *, drop_only: bool = False) -> str:
+    """Drop (and unless ``drop_only``, create) database ``name`` on the server of
+    ``database_url``; return the URL of that database."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    # Connect to the maintenance database: the one named in DATABASE_URL may not exist.
+    maintenance_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(maintenance_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, server_log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(
+                f"gunicorn exited with {server.returncode}:\n{server_log.read_text()}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/versions", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"gunicorn did not answer /versions in {START_TIMEOUT}s:\n{server_log.read_text()}"
+    )
+
+
+def stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def live_service(tmp_path_factory) -> Iterator[LiveService]:
+    root = tmp_path_factory.mktemp("live")
+    home = root / "home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The versions document must point at this server, not a configured public endpoint,
+        # and the glance CLI must not pick up a developer's OS_* cloud settings.
+        if key != "PUBLIC_ENDPOINT" and not key.startswith("OS_")
+    }
+    env.update(
+        DATA_DIR=str(root / "data"),
+        # The glance CLI caches the schemas it downloads under ~/.glanceclient.
+        HOME=str(home),
+        DJANGO_SETTINGS_MODULE="imageservice.settings",
+    )
+    for variable, token in DEMO_TOKENS.values():
+        env[variable] = token
+
+    database_url = os.environ.get("DATABASE_URL", "")
+    uses_postgres = database_url.startswith(("postgres://", "postgresql://"))
+    if uses_postgres:
+        env["DATABASE_URL"] = recreate_postgres_database(database_url, LIVE_DATABASE_NAME)
+    else:
+        env.pop("DATABASE_URL", None)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    access_log = root / "access.log"
+    access_log.touch()
+    # gunicorn's own messages and Django's request warnings, shown if start-up fails.
+    server_log = root / "server.log"
+    server = None
+    try:
+        run_checked([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+        seed_output = run_checked([sys.executable, "manage.py", "seed_demo"], env)
+        project_ids = {m["username"]: m["project_id"] for m in SEED_LINE.finditer(seed_output)}
+        accounts = {
+            username: LiveAccount(username, env[variable], project_ids[username])
+            for username, (variable, _) in DEMO_TOKENS.items()
+        }
+        gunicorn = [
+            sys.executable, "-m", "gunicorn", "imageservice.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2",
+            "--access-logfile", str(access_log), "--graceful-timeout", "5",
+        ]  # fmt: skip
+        # The child keeps its own copy of the log's descriptor once started.
+        with server_log.open("wb") as output:
+            server = subprocess.Popen(
+                gunicorn,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_serving(url, server, server_log)
+        yield LiveService(url=url, env=env, access_log=access_log, **accounts)
+    finally:
+        if server is not None:
+            stop(server)
+        if uses_postgres:
+            recreate_postgres_database(database_url, LIVE_DATABASE_NAME, drop_only=True)
