@@ -143,6 +143,8 @@ REST_FRAMEWORK = {
 
 # --- Glance options (names follow glance-api.conf so operators recognise them) ---------------
 PUBLIC_ENDPOINT = env_str("PUBLIC_ENDPOINT")
+# How long a process trusts a validated token (keystonemiddleware's token_cache_time).
+TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 5)
 POLICY_FILE = env_str("POLICY_FILE")
 LIMIT_PARAM_DEFAULT = env_int("LIMIT_PARAM_DEFAULT", 25)
 API_LIMIT_MAX = env_int("API_LIMIT_MAX", 1000)

@@ -15,6 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from images.models import Image, ImageMember, ImageProperty, ImageTag
+from imageservice.identity import authentication
 from imageservice.identity import services as identity
 
 PERSONAS = {
@@ -35,6 +36,14 @@ class Persona:
 
     def client(self) -> APIClient:
         return APIClient(HTTP_X_AUTH_TOKEN=self.token)
+
+
+@pytest.fixture(autouse=True)
+def forget_validated_tokens():
+    """Each test's database is rolled back, so no validated token may outlive it."""
+    authentication._validated.clear()
+    yield
+    authentication._validated.clear()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from io import StringIO
 
@@ -12,6 +13,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from imageservice.identity import authentication
 from imageservice.identity.models import ApiToken, Project, User, hash_token
 from imageservice.identity.services import ensure_project, ensure_user, issue_token
 from imageservice.policy.engine import reset_policy
@@ -38,8 +40,9 @@ def test_expired_token_is_401(owner):
     assert response.status_code == 401
 
 
-def test_revoked_token_is_401_and_others_keep_working(owner):
+def test_revoked_token_is_401_at_once_and_others_keep_working(owner):
     _, second = issue_token(owner.user)
+    assert owner.client().get("/v2/images").status_code == 200  # now validated and cached
     ApiToken.objects.get(digest=hash_token(owner.token)).revoke()
 
     revoked = owner.client().get("/v2/images")
@@ -132,3 +135,25 @@ def test_service_token_of_a_normal_user_is_refused(owner, member):
     response = owner.client().get("/v2/images", HTTP_X_SERVICE_TOKEN=member.token)
 
     assert response.status_code == 401
+
+
+def test_validated_token_is_reused_without_identity_queries(owner, django_assert_num_queries):
+    owner.client().get("/v2/schemas/member")
+
+    with django_assert_num_queries(0):
+        response = owner.client().get("/v2/schemas/member")
+
+    assert response.status_code == 200
+
+
+def test_cached_token_still_expires_on_time(owner):
+    token = ApiToken.objects.get(digest=hash_token(owner.token))
+    token.expires_at = timezone.now() + timedelta(seconds=60)
+    token.save()
+    assert owner.client().get("/v2/images").status_code == 200
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(1))
+    authentication._validated[token.digest] = replace(
+        authentication._validated[token.digest], expires_at=timezone.now() - timedelta(1)
+    )
+
+    assert owner.client().get("/v2/images").status_code == 401

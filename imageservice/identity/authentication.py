@@ -2,22 +2,65 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote
 
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from imageservice.identity.credentials import Credentials
-from imageservice.identity.models import ApiToken, hash_token
+from imageservice.identity.models import ApiToken, User, hash_token
 
 
-def user_for_token(raw_token: str):
+@dataclass(frozen=True)
+class ValidatedToken:
+    user: User
+    credentials: Credentials
+    expires_at: datetime | None
+    cached_until: float
+
+
+# Like keystonemiddleware's token cache: a validated token is trusted for TOKEN_CACHE_SECONDS
+# in this process, so a request costs no identity query. Revoking in this process drops the
+# entry at once; other processes notice within TOKEN_CACHE_SECONDS.
+_validated: dict[str, ValidatedToken] = {}
+
+
+def forget_token(digest: str) -> None:
+    _validated.pop(digest, None)
+
+
+def _expired(validated: ValidatedToken) -> bool:
+    return validated.expires_at is not None and validated.expires_at <= timezone.now()
+
+
+def validate_token(raw_token: str) -> ValidatedToken | None:
+    digest = hash_token(raw_token)
+    cached = _validated.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached.cached_until > now and not _expired(cached):
+        return cached
+    forget_token(digest)
     token = (
         ApiToken.objects.usable()
         .select_related("user")
-        .filter(digest=hash_token(raw_token), user__is_active=True)
+        .filter(digest=digest, user__is_active=True)
         .first()
     )
-    return token.user if token is not None else None
+    if token is None:
+        return None
+    validated = ValidatedToken(
+        user=token.user,
+        credentials=Credentials.for_user(token.user),
+        expires_at=token.expires_at,
+        cached_until=now + settings.TOKEN_CACHE_SECONDS,
+    )
+    if settings.TOKEN_CACHE_SECONDS > 0:
+        _validated[digest] = validated
+    return validated
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -32,21 +75,23 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if not raw_token:
             return None
         # python-glanceclient percent-quotes header values.
-        user = user_for_token(unquote(raw_token.strip()))
-        if user is None:
+        validated = validate_token(unquote(raw_token.strip()))
+        if validated is None:
             raise exceptions.AuthenticationFailed()
-        service_user = self._service_user(request)
-        request.credentials = Credentials.for_user(user, service_user)
-        return user, raw_token
+        request.credentials = validated.credentials
+        service = self._service_token(request)
+        if service is not None:
+            request.credentials = Credentials.for_user(validated.user, service.user)
+        return validated.user, raw_token
 
-    def _service_user(self, request):
+    def _service_token(self, request) -> ValidatedToken | None:
         raw_service_token = request.headers.get("X-Service-Token")
         if not raw_service_token:
             return None
-        service_user = user_for_token(unquote(raw_service_token.strip()))
-        if service_user is None or not service_user.is_service:
+        service = validate_token(unquote(raw_service_token.strip()))
+        if service is None or not service.user.is_service:
             raise exceptions.AuthenticationFailed()
-        return service_user
+        return service
 
     def authenticate_header(self, request):
         return 'Keystone uri="local"'

@@ -120,6 +120,9 @@ class ApiToken(models.Model):
             return False
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+        from imageservice.identity.authentication import forget_token
+
+        forget_token(self.digest)
         return True
 
     @property
