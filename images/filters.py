@@ -217,14 +217,7 @@ def valid_sort_dir(direction: str) -> str:
 
 def hidden_condition(params: QueryDict) -> Q:
     # Case-insensitive because glanceclient's --hidden and openstacksdk send `True`.
-    os_hidden = params.get("os_hidden", "false").lower()
-    if os_hidden not in ("true", "false"):
-        raise GlanceError(
-            400,
-            f"Invalid value '{os_hidden}' for 'os_hidden' filter. "
-            "Valid values are 'true' or 'false'.",
-        )
-    return Q(os_hidden=os_hidden == "true")
+    return Q(os_hidden=boolean_filter("os_hidden", params.get("os_hidden", "false").lower()))
 
 
 def protected_condition(params: QueryDict) -> Q:
@@ -232,13 +225,16 @@ def protected_condition(params: QueryDict) -> Q:
     protected = params.get("protected")
     if protected is None:
         return Q()
-    if protected not in ("true", "false"):
+    return Q(protected=boolean_filter("protected", protected))
+
+
+def boolean_filter(name: str, value: str) -> bool:
+    if value not in ("true", "false"):
         raise GlanceError(
             400,
-            f"Invalid value '{protected}' for 'protected' filter. "
-            "Valid values are 'true' or 'false'.",
+            f"Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'.",
         )
-    return Q(protected=protected == "true")
+    return value == "true"
 
 
 def tag_condition(params: QueryDict) -> Q:

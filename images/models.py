@@ -100,20 +100,6 @@ class ImageQuerySet(models.QuerySet):
         clone._iterable_class = DisplayIterable
         return clone
 
-    def visible_to(self, project_id: str | None, is_admin: bool) -> ImageQuerySet:
-        """Images the caller may read at all (§3.4): the database half of Glance's check."""
-        if is_admin:
-            return self
-        shared_with_me = models.Exists(
-            ImageMember.objects.filter(image=models.OuterRef("pk"), member_id=project_id)
-        )
-        return self.filter(
-            models.Q(owner__isnull=True)
-            | models.Q(owner=project_id)
-            | models.Q(visibility__in=[Visibility.PUBLIC, Visibility.COMMUNITY])
-            | (models.Q(visibility=Visibility.SHARED) & shared_with_me)
-        )
-
 
 class Image(models.Model):
     id = models.CharField(primary_key=True, max_length=36, default=new_image_id)

@@ -31,6 +31,18 @@ def statuses(image: Image) -> dict[str, str]:
     return dict(ImageMember.objects.filter(image=image).values_list("member_id", "status"))
 
 
+def post_member(persona, image_id, body):
+    return persona.client().post(
+        f"/v2/images/{image_id}/members", body, format="json", HTTP_ACCEPT=JSON
+    )
+
+
+def put_member(persona, image_id, member_id, body):
+    return persona.client().put(
+        f"/v2/images/{image_id}/members/{member_id}", body, format="json", HTTP_ACCEPT=JSON
+    )
+
+
 @pytest.fixture
 def share(make_image):
     """A shared image of project A with the given members, all shared at SHARED_AT."""
@@ -58,9 +70,7 @@ def image(share, member):
 def test_member_add_returns_pending_member(owner, share, member):
     image = share()
 
-    response = owner.client().post(
-        f"/v2/images/{image.id}/members", {"member": member.project_id}, format="json"
-    )
+    response = post_member(owner, image.id, {"member": member.project_id})
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -82,9 +92,7 @@ def test_member_add_returns_pending_member(owner, share, member):
 def test_member_add_leaves_image_updated_at(owner, share, member):
     image = share()
 
-    owner.client().post(
-        f"/v2/images/{image.id}/members", {"member": member.project_id}, format="json"
-    )
+    post_member(owner, image.id, {"member": member.project_id})
 
     assert Image.objects.get(pk=image.pk).updated_at == LONG_AGO
 
@@ -92,9 +100,7 @@ def test_member_add_leaves_image_updated_at(owner, share, member):
 def test_member_add_by_admin_is_200(admin, share, member):
     image = share()
 
-    response = admin.client().post(
-        f"/v2/images/{image.id}/members", {"member": member.project_id}, format="json"
-    )
+    response = post_member(admin, image.id, {"member": member.project_id})
 
     assert response.status_code == 200
     assert statuses(image) == {member.project_id: "pending"}
@@ -103,9 +109,7 @@ def test_member_add_by_admin_is_200(admin, share, member):
 def test_member_add_accepts_any_project_id(owner, share):
     image = share()
 
-    response = owner.client().post(
-        f"/v2/images/{image.id}/members", {"member": "no-such-project"}, format="json"
-    )
+    response = post_member(owner, image.id, {"member": "no-such-project"})
 
     assert response.status_code == 200
     assert statuses(image) == {"no-such-project": "pending"}
@@ -115,12 +119,7 @@ def test_member_add_accepts_any_project_id(owner, share):
 def test_member_add_to_non_shared_image_is_403(owner, share, member, visibility):
     image = share(visibility=visibility)
 
-    response = owner.client().post(
-        f"/v2/images/{image.id}/members",
-        {"member": member.project_id},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = post_member(owner, image.id, {"member": member.project_id})
 
     assert response.status_code == 403
     assert response.json() == glance_error(
@@ -130,12 +129,7 @@ def test_member_add_to_non_shared_image_is_403(owner, share, member, visibility)
 
 
 def test_member_add_duplicate_is_409(owner, image, member):
-    response = owner.client().post(
-        f"/v2/images/{image.id}/members",
-        {"member": member.project_id},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = post_member(owner, image.id, {"member": member.project_id})
 
     assert response.status_code == 409
     assert response.json() == glance_error(
@@ -148,9 +142,7 @@ def test_member_add_duplicate_is_409(owner, image, member):
 def test_member_add_over_quota_is_413(owner, share):
     image = share({"project-x": "pending", "project-y": "accepted"})
 
-    response = owner.client().post(
-        f"/v2/images/{image.id}/members", {"member": "project-z"}, format="json", HTTP_ACCEPT=JSON
-    )
+    response = post_member(owner, image.id, {"member": "project-z"})
 
     assert response.status_code == 413
     assert response.json()["code"] == "413 Request Entity Too Large"
@@ -161,9 +153,7 @@ def test_member_add_over_quota_is_413(owner, share):
 def test_member_add_over_quota_message(owner, share):
     image = share({"project-x": "pending", "project-y": "accepted"})
 
-    response = owner.client().post(
-        f"/v2/images/{image.id}/members", {"member": "project-z"}, format="json", HTTP_ACCEPT=JSON
-    )
+    response = post_member(owner, image.id, {"member": "project-z"})
 
     assert response.json() == glance_error(
         413,
@@ -200,9 +190,7 @@ def test_member_add_body_error_is_400(owner, share, raw, message):
 def test_member_add_by_non_owner_is_403(request, persona, image):
     caller = request.getfixturevalue(persona)
 
-    response = caller.client().post(
-        f"/v2/images/{image.id}/members", {"member": "project-z"}, format="json", HTTP_ACCEPT=JSON
-    )
+    response = post_member(caller, image.id, {"member": "project-z"})
 
     assert response.status_code == 403
     assert response.json() == glance_error(
@@ -212,9 +200,7 @@ def test_member_add_by_non_owner_is_403(request, persona, image):
 
 
 def test_member_add_invisible_image_is_404(outsider, image):
-    response = outsider.client().post(
-        f"/v2/images/{image.id}/members", {"member": "project-z"}, format="json", HTTP_ACCEPT=JSON
-    )
+    response = post_member(outsider, image.id, {"member": "project-z"})
 
     assert response.status_code == 404
     assert response.json()["code"] == "404 Not Found"
@@ -222,9 +208,7 @@ def test_member_add_invisible_image_is_404(outsider, image):
 
 
 def test_member_add_invisible_image_message(outsider, image):
-    response = outsider.client().post(
-        f"/v2/images/{image.id}/members", {"member": "project-z"}, format="json", HTTP_ACCEPT=JSON
-    )
+    response = post_member(outsider, image.id, {"member": "project-z"})
 
     assert response.json() == glance_error(404, f"Image {image.id} not found.")
 
@@ -435,9 +419,7 @@ def test_member_show_with_body_is_400(member, owner, image):
 
 @pytest.mark.parametrize("status", ["accepted", "rejected", "pending"])
 def test_member_status_change_by_member(member, image, status):
-    response = member.client().put(
-        f"/v2/images/{image.id}/members/{member.project_id}", {"status": status}, format="json"
-    )
+    response = put_member(member, image.id, member.project_id, {"status": status})
 
     assert response.status_code == 200
     row = ImageMember.objects.get(image=image, member_id=member.project_id)
@@ -452,21 +434,14 @@ def test_member_status_change_by_member(member, image, status):
 
 
 def test_member_status_change_by_admin_is_200(member, admin, image):
-    response = admin.client().put(
-        f"/v2/images/{image.id}/members/{member.project_id}", {"status": "accepted"}, format="json"
-    )
+    response = put_member(admin, image.id, member.project_id, {"status": "accepted"})
 
     assert response.status_code == 200
     assert statuses(image) == {member.project_id: "accepted"}
 
 
 def test_member_status_change_by_owner_is_403(member, owner, image):
-    response = owner.client().put(
-        f"/v2/images/{image.id}/members/{member.project_id}",
-        {"status": "accepted"},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = put_member(owner, image.id, member.project_id, {"status": "accepted"})
 
     assert response.status_code == 403
     assert response.json() == glance_error(
@@ -476,12 +451,7 @@ def test_member_status_change_by_owner_is_403(member, owner, image):
 
 
 def test_member_status_bad_value_is_400(member, image):
-    response = member.client().put(
-        f"/v2/images/{image.id}/members/{member.project_id}",
-        {"status": "maybe"},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = put_member(member, image.id, member.project_id, {"status": "maybe"})
 
     assert response.status_code == 400
     assert response.json() == glance_error(
@@ -515,12 +485,7 @@ def test_member_status_body_error_is_400(member, image, raw, message):
 def test_member_status_change_on_non_shared_image_is_403(member, share):
     image = share(visibility="public")
 
-    response = member.client().put(
-        f"/v2/images/{image.id}/members/{member.project_id}",
-        {"status": "accepted"},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = put_member(member, image.id, member.project_id, {"status": "accepted"})
 
     assert response.status_code == 403
     assert response.json() == glance_error(
@@ -530,12 +495,7 @@ def test_member_status_change_on_non_shared_image_is_403(member, share):
 
 
 def test_member_status_change_of_other_member_is_404(outsider, member, two_members):
-    response = member.client().put(
-        f"/v2/images/{two_members.id}/members/{outsider.project_id}",
-        {"status": "accepted"},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = put_member(member, two_members.id, outsider.project_id, {"status": "accepted"})
 
     assert response.status_code == 404
     assert response.json() == glance_error(
@@ -545,12 +505,7 @@ def test_member_status_change_of_other_member_is_404(outsider, member, two_membe
 
 
 def test_member_status_change_invisible_image_is_404(member, outsider, image):
-    response = outsider.client().put(
-        f"/v2/images/{image.id}/members/{outsider.project_id}",
-        {"status": "accepted"},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = put_member(outsider, image.id, outsider.project_id, {"status": "accepted"})
 
     assert response.status_code == 404
     assert response.json()["code"] == "404 Not Found"
@@ -558,12 +513,7 @@ def test_member_status_change_invisible_image_is_404(member, outsider, image):
 
 
 def test_member_status_change_invisible_image_message(outsider, image):
-    response = outsider.client().put(
-        f"/v2/images/{image.id}/members/{outsider.project_id}",
-        {"status": "accepted"},
-        format="json",
-        HTTP_ACCEPT=JSON,
-    )
+    response = put_member(outsider, image.id, outsider.project_id, {"status": "accepted"})
 
     assert response.json() == glance_error(404, f"Image {image.id} not found.")
 
@@ -687,9 +637,7 @@ def test_member_can_read_shared_image_in_any_status(member, share, status):
 
 def test_member_added_through_api_can_read_at_once(owner, member, share):
     image = share()
-    owner.client().post(
-        f"/v2/images/{image.id}/members", {"member": member.project_id}, format="json"
-    )
+    post_member(owner, image.id, {"member": member.project_id})
 
     response = member.client().get(f"/v2/images/{image.id}")
 

@@ -124,9 +124,3 @@ class ApiToken(models.Model):
 
         forget_token(self.digest)
         return True
-
-    @property
-    def is_usable(self) -> bool:
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()

@@ -107,6 +107,10 @@ class Policy:
             deciding_checks=deciding,
         )
 
+    def is_admin(self, creds: Credentials) -> bool:
+        """Glance's ``context.is_admin``: the same flag `is_admin:` checks see."""
+        return bool(self.policy_credentials(creds)["is_admin"])
+
     def policy_credentials(self, creds: Credentials) -> dict[str, object]:
         values = creds.as_policy_dict()
         # Unlike today's Glance, where `is_admin` is missing from the policy credentials and
