@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models.query import ModelIterable
 from django.utils import timezone
+
+from images.storage.stores import locations_shown
 
 
 class ImageStatus(models.TextChoices):
@@ -83,7 +85,17 @@ class DisplayIterable(ModelIterable):
         for image in images:
             image.loaded_properties = properties[image.pk]
             image.loaded_tags = sorted(tags[image.pk])
+        if locations_shown():
+            self._load_locations(images, ids)
         yield from images
+
+    @staticmethod
+    def _load_locations(images: list[Image], ids: list[str]) -> None:
+        locations: dict[str, list[ImageLocation]] = defaultdict(list)
+        for location in ImageLocation.objects.filter(image_id__in=ids).order_by("created_at"):
+            locations[location.image_id].append(location)
+        for image in images:
+            image.loaded_locations = locations[image.pk]
 
 
 class ImageQuerySet(models.QuerySet):
@@ -147,6 +159,47 @@ class Image(models.Model):
     def touch(self) -> None:
         self.updated_at = timezone.now()
 
+    def begin_saving(self) -> None:
+        """``queued → saving`` with a conditional UPDATE: a concurrent upload loses with 409."""
+        claimed = Image.objects.filter(pk=self.pk, status=ImageStatus.QUEUED, deleted=False).update(
+            status=ImageStatus.SAVING, updated_at=timezone.now()
+        )
+        if not claimed:
+            raise InvalidTransition(self.status, ImageStatus.SAVING)
+        self.status = ImageStatus.SAVING
+
+    def revert_to_queued(self) -> None:
+        """A failed upload: back to ``queued`` with size and hashes cleared (§4.2)."""
+        Image.objects.filter(pk=self.pk, status=ImageStatus.SAVING).update(
+            status=ImageStatus.QUEUED,
+            size=None,
+            virtual_size=None,
+            checksum=None,
+            os_hash_algo=None,
+            os_hash_value=None,
+            updated_at=timezone.now(),
+        )
+        self.status = ImageStatus.QUEUED
+
+    def activate_with_data(self, data, store_id: str, url: str) -> bool:
+        """``saving → active`` with the written data's facts; False if the image was deleted."""
+        fields = {
+            "size": data.size,
+            "virtual_size": data.virtual_size,
+            "checksum": data.checksum,
+            "os_hash_algo": data.os_hash_algo,
+            "os_hash_value": data.os_hash_value,
+        }
+        with transaction.atomic():
+            activated = Image.objects.filter(
+                pk=self.pk, status=ImageStatus.SAVING, deleted=False
+            ).update(status=ImageStatus.ACTIVE, updated_at=timezone.now(), **fields)
+            if activated:
+                ImageLocation.objects.update_or_create(
+                    image=self, store=store_id, defaults={"url": url}
+                )
+        return bool(activated)
+
     def mark_deleted(self) -> None:
         self.transition_to(ImageStatus.DELETED)
         self.deleted = True
@@ -200,6 +253,11 @@ class Image(models.Model):
         if hasattr(self, "loaded_properties"):
             return dict(self.loaded_properties)
         return {prop.name: prop.value for prop in self.properties.all()}
+
+    def location_list(self) -> list[ImageLocation]:
+        if hasattr(self, "loaded_locations"):
+            return list(self.loaded_locations)
+        return list(self.locations.order_by("created_at"))
 
     def tag_list(self) -> list[str]:
         if hasattr(self, "loaded_tags"):
@@ -259,3 +317,21 @@ class ImageMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} ({self.status})"
+
+
+class ImageLocation(models.Model):
+    """Where an image's bytes are kept: one row per store holding a copy."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="locations")
+    store = models.CharField(max_length=255)
+    url = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "store"], name="unique_image_store")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.url}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from images.models import Image, ImageMember
+from django.conf import settings
+
+from images.models import Image, ImageMember, ImageStatus
+from images.storage.stores import locations_shown, multiple_stores
 
 # Properties Glance keeps internally and never shows (internals §3.3).
 HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
@@ -49,7 +52,26 @@ def image_to_dict(image: Image) -> dict[str, object]:
             "schema": "/v2/schemas/image",
         }
     )
+    body.update(location_fields(image))
     return body
+
+
+def location_fields(image: Image) -> dict[str, object]:
+    """``stores``, ``direct_url`` and ``locations``: each shown only where Glance shows it."""
+    if not locations_shown():
+        return {}
+    locations = image.location_list() if image.status != ImageStatus.QUEUED else []
+    fields: dict[str, object] = {}
+    if multiple_stores() and locations:
+        fields["stores"] = ",".join(location.store for location in locations)
+    if settings.SHOW_IMAGE_DIRECT_URL and locations:
+        fields["direct_url"] = locations[0].url
+    if settings.SHOW_MULTIPLE_LOCATIONS:
+        fields["locations"] = [
+            {"url": location.url, "metadata": {**location.metadata, "store": location.store}}
+            for location in locations
+        ]
+    return fields
 
 
 def member_to_dict(member: ImageMember) -> dict[str, object]:

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from images import validation
+from images.data import delete_data
 from images.models import (
     Image,
     ImageMember,
@@ -153,6 +154,7 @@ def delete_image(image: Image) -> None:
         raise GlanceError(403, f"Image {image.id} is protected and cannot be deleted.")
     image.mark_deleted()
     image.save()
+    delete_data(image)
     image.properties.all().delete()
     image.tags.all().delete()
     image.members.all().delete()

@@ -12,13 +12,13 @@ from django.core.checks import Error
 def check_settings(app_configs=None, **kwargs) -> list[Error]:
     errors = [
         Error(
-            f"{name}={value!r} is not an integer.",
-            hint=f"Set {name} to a whole number or unset it to use the default.",
+            f"{name}: {value!r} is not a valid value.",
+            hint=f"See docs/configuration.md for {name}'s format, or unset it for the default.",
             id="imageservice.E001",
         )
         for name, value in settings.INVALID_SETTINGS.items()
     ]
-    errors += _check_data_dir() + _check_hashing() + _check_limits()
+    errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_stores()
     return errors
 
 
@@ -57,3 +57,26 @@ def _check_limits() -> list[Error]:
         for name in names
         if getattr(settings, name) <= 0
     ]
+
+
+def _check_stores() -> list[Error]:
+    from images.storage.stores import ensure_store_directories
+
+    errors = []
+    if settings.DEFAULT_BACKEND and settings.DEFAULT_BACKEND not in settings.ENABLED_BACKENDS:
+        errors.append(
+            Error(
+                f"DEFAULT_BACKEND={settings.DEFAULT_BACKEND!r} is not in ENABLED_BACKENDS.",
+                hint="Name one of the stores listed in ENABLED_BACKENDS.",
+                id="imageservice.E006",
+            )
+        )
+    errors += [
+        Error(
+            f"Store directory is not writable: {store}",
+            hint="Create the directory and let the service user write to it.",
+            id="imageservice.E007",
+        )
+        for store in ensure_store_directories()
+    ]
+    return errors

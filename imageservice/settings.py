@@ -38,11 +38,40 @@ def env_int(name: str, default: int) -> int:
         return default
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
+def env_list(name: str, default: list[str], separator: str = ",") -> list[str]:
     value = os.environ.get(name)
     if value is None:
         return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+    return [item.strip() for item in value.split(separator) if item.strip()]
+
+
+def env_mapping(name: str, separator: str = ",") -> dict[str, str]:
+    """``"a:x,b:y"`` → ``{"a": "x", "b": "y"}`` (the value may itself contain ``:``)."""
+    mapping = {}
+    for item in env_list(name, [], separator):
+        key, found, value = item.partition(":")
+        if not found or not key.strip() or not value.strip():
+            INVALID_SETTINGS[name] = item
+            continue
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+BYTE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def env_bytes(name: str, default: int) -> int:
+    """An integer with Glance's optional unit suffix: ``B``, ``KB``, ``MB``, ``GB``, ``TB``."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    for unit in ("TB", "GB", "MB", "KB", "B"):
+        if value.endswith(unit) and value[: -len(unit)].isdigit():
+            return int(value[: -len(unit)]) * BYTE_UNITS[unit]
+    if value.isdigit():
+        return int(value)
+    INVALID_SETTINGS[name] = value
+    return default
 
 
 INVALID_SETTINGS: dict[str, str] = {}
@@ -161,6 +190,14 @@ CONTAINER_FORMATS = env_list(
 IMAGE_SCHEMA_PROPERTIES_FILE = env_str("IMAGE_SCHEMA_PROPERTIES_FILE")
 HASHING_ALGORITHM = env_str("HASHING_ALGORITHM", "sha512")
 SHOW_IMAGE_DIRECT_URL = env_bool("SHOW_IMAGE_DIRECT_URL")
+# Image data. Unset ENABLED_BACKENDS = one unnamed store under DATA_DIR/images (single-store
+# Glance); "fast:/srv/fast,cheap:/srv/cheap" = named stores (multi-store Glance).
+ENABLED_BACKENDS = env_mapping("ENABLED_BACKENDS")
+DEFAULT_BACKEND = env_str("DEFAULT_BACKEND")
+BACKEND_DESCRIPTIONS = env_mapping("BACKEND_DESCRIPTIONS", separator=";")
+IMAGE_SIZE_CAP = env_bytes("IMAGE_SIZE_CAP", 1024**4)
+USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
+REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")
 
 # --- Job queue: ORM broker by default, Redis when REDIS_URL is set ---------------------------

@@ -46,6 +46,14 @@ def forget_validated_tokens():
     authentication._validated.clear()
 
 
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path):
+    """Each test gets its own DATA_DIR, so stores start empty and nothing leaks to var/."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.DATA_DIR.mkdir()
+    return settings.DATA_DIR
+
+
 @pytest.fixture
 def personas(db) -> dict[str, Persona]:
     cast = {}

@@ -24,7 +24,7 @@ def test_non_integer_setting_is_reported_with_its_name(settings):
     errors = check_settings()
 
     assert ids(errors) == ["imageservice.E001"]
-    assert "IMAGE_TAG_QUOTA='lots'" in errors[0].msg
+    assert "IMAGE_TAG_QUOTA: 'lots'" in errors[0].msg
 
 
 def test_unknown_hashing_algorithm_is_refused(settings):

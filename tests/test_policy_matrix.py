@@ -28,6 +28,8 @@ MATRIX = [
         (200, 200, 403, 404, 403, 401),
     ),
     ("delete", "images/<str:image_id>", None, (204, 204, 403, 404, 403, 401)),
+    ("put", "images/<str:image_id>/file", b"image-bytes", (204, 204, 403, 404, 403, 401)),
+    ("get", "images/<str:image_id>/file", None, (204, 204, 204, 404, 403, 401)),
     ("post", "images/<str:image_id>/actions/deactivate", None, (204, 204, 403, 404, 403, 401)),
     ("post", "images/<str:image_id>/actions/reactivate", None, (204, 204, 403, 404, 403, 401)),
     ("put", "images/<str:image_id>/tags/<str:tag>", None, (204, 204, 403, 404, 403, 401)),
@@ -53,6 +55,7 @@ MATRIX = [
         (204, 204, 403, 404, 403, 401),
     ),
     ("get", "info/stores", None, (404, 404, 404, 404, 404, 401)),
+    ("get", "info/stores/detail", None, (404, 403, 403, 403, 403, 401)),
     *[
         ("get", f"schemas/{name}", None, (200, 200, 200, 200, 200, 401))
         for name in ("image", "images", "member", "members", "task", "tasks")
@@ -70,7 +73,12 @@ CASES = [
 def shared_image(make_image, member):
     status = ImageStatus.ACTIVE
     return make_image(
-        name="matrix", status=status, tags=["t"], members={member.project_id: "pending"}
+        name="matrix",
+        status=status,
+        disk_format="raw",
+        container_format="bare",
+        tags=["t"],
+        members={member.project_id: "pending"},
     )
 
 
@@ -90,10 +98,15 @@ def test_route_answers_persona_with_glance_default_policy(
     if route.endswith("reactivate"):
         shared_image.status = ImageStatus.DEACTIVATED
         shared_image.save()
+    if method == "put" and route.endswith("file"):
+        shared_image.status = ImageStatus.QUEUED
+        shared_image.save()
     client = _client(persona, personas, anonymous)
     url = _url(route, shared_image, member.project_id)
     kwargs = {}
-    if body is not None:
+    if isinstance(body, bytes):
+        kwargs = {"data": body, "content_type": "application/octet-stream"}
+    elif body is not None:
         content_type = (
             "application/openstack-images-v2.1-json-patch"
             if method == "patch"

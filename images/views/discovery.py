@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+from rest_framework.response import Response
+
+from images.storage import stores
+from images.storage.writer import CHUNK_SIZE
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
+
+
+def _store_entries() -> list[dict[str, object]]:
+    if not stores.multiple_stores():
+        # A single unnamed store: glanceclient reads this 404 as "no multi-store".
+        raise GlanceError(404, "Multi backend is not supported at this site.")
+    default = stores.default_store().id
+    entries = []
+    for store in stores.all_stores().values():
+        entry: dict[str, object] = {"id": store.id}
+        if store.description:
+            entry["description"] = store.description
+        if store.id == default:
+            entry["default"] = "true"
+        entries.append(entry)
+    return entries
 
 
 class StoresInfoView(GlanceAPIView):
@@ -11,5 +31,26 @@ class StoresInfoView(GlanceAPIView):
     bodyless_methods = ("get",)
 
     def get(self, request):
-        # A single unnamed store: glanceclient reads this 404 as "no multi-store".
-        raise GlanceError(404, "Multi backend is not supported at this site.")
+        return Response({"stores": _store_entries()})
+
+
+class StoresDetailView(GlanceAPIView):
+    policy_map = {"get": "stores_info_detail"}
+    bodyless_methods = ("get",)
+
+    def get(self, request):
+        entries = _store_entries()
+        known = stores.all_stores()
+        for entry in entries:
+            entry.update(
+                {
+                    "type": "file",
+                    "weight": 0,
+                    "properties": {
+                        "data_dir": str(known[entry["id"]].directory),
+                        "chunk_size": CHUNK_SIZE,
+                        "thin_provisioning": False,
+                    },
+                }
+            )
+        return Response({"stores": entries})

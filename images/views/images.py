@@ -8,6 +8,7 @@ from images import patch, services
 from images.filters import list_images
 from images.models import Image
 from images.serializers import image_to_dict
+from images.storage import stores
 from imageservice.api import GlanceAPIView, no_content
 
 
@@ -41,6 +42,8 @@ class ImagesView(GlanceAPIView):
         image = Image.objects.for_display().get(pk=image.pk)
         response = Response(image_to_dict(image), status=201)
         response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
+        if stores.multiple_stores():
+            response["OpenStack-image-store-ids"] = ",".join(stores.all_stores())
         return response
 
 

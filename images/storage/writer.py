@@ -1,0 +1,170 @@
+"""The streaming writer: one pass over the request body writes, hashes and inspects it.
+
+Reading the socket, writing the file, MD5 and the ``os_hash_algo`` digest each run on their own
+thread (hashlib and file writes release the GIL on large buffers), so an upload moves at the
+speed of its slowest stage instead of the sum of all four. At most ``IN_FLIGHT`` chunks are
+queued, so memory stays flat whatever the image size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from oslo_utils.imageutils import format_inspector
+
+from images.storage.inspection import verdict
+from imageservice.errors import GlanceError
+
+CHUNK_SIZE = 1024 * 1024
+IN_FLIGHT = 8
+
+
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class WrittenData:
+    size: int
+    checksum: str
+    os_hash_algo: str
+    os_hash_value: str
+    virtual_size: int | None
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """What to check while writing: limits, the announced size and format inspection."""
+
+    hash_algo: str
+    byte_limit: int
+    limit_error: Callable[[int], GlanceError]
+    expected_size: int | None = None
+    disk_format: str | None = None
+    inspect: bool = False
+    require_format_match: bool = True
+
+
+class _Pipeline:
+    """Three single-thread lanes (file, MD5, digest) fed the same chunks in order."""
+
+    def __init__(self, fd: int, hash_algo: str):
+        self.fd = fd
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.digest = hashlib.new(hash_algo)
+        self.lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(3)]
+        self.pending: deque[list[Future]] = deque()
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self.pending) >= IN_FLIGHT:
+            self._settle(self.pending.popleft())
+        self.pending.append(
+            [
+                self.lanes[0].submit(_write_all, self.fd, chunk),
+                self.lanes[1].submit(self.md5.update, chunk),
+                self.lanes[2].submit(self.digest.update, chunk),
+            ]
+        )
+
+    def drain(self) -> None:
+        while self.pending:
+            self._settle(self.pending.popleft())
+
+    def close(self) -> None:
+        for lane in self.lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _settle(futures: list[Future]) -> None:
+        for future in futures:
+            future.result()
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_body(source: Readable) -> bytes:
+    try:
+        return source.read(CHUNK_SIZE)
+    except Exception as error:
+        # Client disconnects and broken chunked framing surface here as server errors.
+        raise GlanceError(400, f"Error reading the image data from the request: {error}") from error
+
+
+def write_image(
+    source: Readable, destination: Path, temporary: Path, plan: WritePlan
+) -> WrittenData:
+    """Stream ``source`` into ``destination`` atomically; on any failure nothing is left behind.
+
+    The bytes go to ``temporary``, are flushed to disk and renamed into place only when every
+    check passed, so a crash never leaves a torn file under the image's name.
+    """
+    wrapper = format_inspector.InspectWrapper(source) if plan.inspect else None
+    reader: Readable = wrapper or source
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    pipeline = _Pipeline(fd, plan.hash_algo)
+    try:
+        size = _pump(reader, pipeline, plan)
+        pipeline.drain()
+        os.fsync(fd)
+        virtual_size = _inspect(wrapper, plan, size)
+    except BaseException:
+        pipeline.close()
+        os.close(fd)
+        temporary.unlink(missing_ok=True)
+        raise
+    pipeline.close()
+    os.close(fd)
+    os.replace(temporary, destination)
+    _fsync_directory(destination.parent)
+    return WrittenData(
+        size=size,
+        checksum=pipeline.md5.hexdigest(),
+        os_hash_algo=plan.hash_algo,
+        os_hash_value=pipeline.digest.hexdigest(),
+        virtual_size=virtual_size,
+    )
+
+
+def _pump(reader: Readable, pipeline: _Pipeline, plan: WritePlan) -> int:
+    size = 0
+    while chunk := _read_body(reader):
+        size += len(chunk)
+        if size > plan.byte_limit:
+            raise plan.limit_error(size)
+        pipeline.feed(chunk)
+    if plan.expected_size is not None and size != plan.expected_size:
+        raise GlanceError(
+            400,
+            f"Size of the uploaded data ({size} bytes) does not match the announced size "
+            f"({plan.expected_size} bytes).",
+        )
+    return size
+
+
+def _inspect(
+    wrapper: format_inspector.InspectWrapper | None, plan: WritePlan, size: int
+) -> int | None:
+    if wrapper is None:
+        return None
+    wrapper.close()
+    return verdict(wrapper, plan.disk_format or "", size, plan.require_format_match).virtual_size
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
