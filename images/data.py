@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Sum
+from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
 from images.storage import stores
 from images.storage.writer import Readable, WritePlan, WrittenData, write_image
 from imageservice.errors import GlanceError
+
+HEARTBEAT_SECONDS = 10
 
 
 class BodyReader:
@@ -86,6 +90,8 @@ def upload(
     with no bytes left anywhere."""
     store = stores.store_named(store_name)
     check_announced_size(image, announced_size)
+    if image.is_stale_upload():
+        recover_stale_upload(image)
     try:
         image.begin_saving()
     except InvalidTransition as error:
@@ -120,9 +126,33 @@ def _write(image: Image, body: Readable, announced_size: int | None, store) -> W
         disk_format=image.disk_format,
         inspect=image.container_format == "bare",
         require_format_match=settings.REQUIRE_IMAGE_FORMAT_MATCH,
+        on_progress=UploadHeartbeat(image),
     )
     store.directory.mkdir(parents=True, exist_ok=True)
     return write_image(body, store.path_for(image.id), store.temporary_path_for(image.id), plan)
+
+
+class UploadHeartbeat:
+    """Moves ``updated_at`` while bytes flow, so a dead upload can be told from a slow one."""
+
+    def __init__(self, image: Image):
+        self.image = image
+        self.last_beat = time.monotonic()
+
+    def __call__(self, size: int) -> None:
+        now = time.monotonic()
+        if now - self.last_beat >= HEARTBEAT_SECONDS:
+            self.last_beat = now
+            Image.objects.filter(pk=self.image.pk, status=ImageStatus.SAVING).update(
+                updated_at=timezone.now()
+            )
+
+
+def recover_stale_upload(image: Image) -> None:
+    """Put an image whose upload died with its worker back to ``queued``, partial bytes gone."""
+    for store in stores.all_stores().values():
+        store.temporary_path_for(image.id).unlink(missing_ok=True)
+    image.revert_to_queued()
 
 
 def delete_data(image: Image) -> None:

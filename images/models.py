@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models.query import ModelIterable
 from django.utils import timezone
@@ -167,6 +169,11 @@ class Image(models.Model):
         if not claimed:
             raise InvalidTransition(self.status, ImageStatus.SAVING)
         self.status = ImageStatus.SAVING
+
+    def is_stale_upload(self) -> bool:
+        """A ``saving`` image whose upload stopped beating: its worker died mid-stream."""
+        limit = timezone.now() - timedelta(seconds=settings.UPLOAD_STALE_SECONDS)
+        return self.status == ImageStatus.SAVING and self.updated_at < limit
 
     def revert_to_queued(self) -> None:
         """A failed upload: back to ``queued`` with size and hashes cleared (§4.2)."""

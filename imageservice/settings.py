@@ -198,6 +198,8 @@ BACKEND_DESCRIPTIONS = env_mapping("BACKEND_DESCRIPTIONS", separator=";")
 IMAGE_SIZE_CAP = env_bytes("IMAGE_SIZE_CAP", 1024**4)
 USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
+# An upload silent this long (no heartbeat) is taken for dead and its image made uploadable.
+UPLOAD_STALE_SECONDS = env_int("UPLOAD_STALE_SECONDS", 300)
 SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")
 
 # --- Job queue: ORM broker by default, Redis when REDIS_URL is set ---------------------------

@@ -50,6 +50,7 @@ class WritePlan:
     disk_format: str | None = None
     inspect: bool = False
     require_format_match: bool = True
+    on_progress: Callable[[int], None] | None = None
 
 
 class _Pipeline:
@@ -144,6 +145,8 @@ def _pump(reader: Readable, pipeline: _Pipeline, plan: WritePlan) -> int:
         if size > plan.byte_limit:
             raise plan.limit_error(size)
         pipeline.feed(chunk)
+        if plan.on_progress is not None:
+            plan.on_progress(size)
     if plan.expected_size is not None and size != plan.expected_size:
         raise GlanceError(
             400,

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
@@ -17,6 +18,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host: str, port: str, workers: str, **options):
+        # Uploads cut off by a previous stop would otherwise wait for their next PUT /file.
+        call_command("recover_uploads", stdout=self.stdout)
         python = sys.executable
         gunicorn = [
             python, "-m", "gunicorn", "imageservice.wsgi:application",
