@@ -84,11 +84,10 @@ def check_announced_size(image: Image, announced: int | None) -> None:
 
 
 def upload(
-    image: Image, body: Readable, *, announced_size: int | None, store_name: str | None
+    image: Image, body: Readable, *, announced_size: int | None, store: stores.FilesystemStore
 ) -> WrittenData:
-    """Stream ``body`` into a store and activate the image; on failure it is ``queued`` again
+    """Stream ``body`` into ``store`` and activate the image; on failure it is ``queued`` again
     with no bytes left anywhere."""
-    store = stores.store_named(store_name)
     check_announced_size(image, announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)

@@ -20,7 +20,7 @@ def glance_timestamp(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def image_to_dict(image: Image) -> dict[str, object]:
+def image_to_dict(image: Image, *, viewer_is_admin: bool) -> dict[str, object]:
     body: dict[str, object] = {
         name: value
         for name, value in image.property_dict().items()
@@ -52,15 +52,18 @@ def image_to_dict(image: Image) -> dict[str, object]:
             "schema": "/v2/schemas/image",
         }
     )
-    body.update(location_fields(image))
+    body.update(location_fields(image, viewer_is_admin))
     return body
 
 
-def location_fields(image: Image) -> dict[str, object]:
+def location_fields(image: Image, viewer_is_admin: bool) -> dict[str, object]:
     """``stores``, ``direct_url`` and ``locations``: each shown only where Glance shows it."""
     if not locations_shown():
         return {}
-    locations = image.location_list() if image.status != ImageStatus.QUEUED else []
+    hidden = image.status == ImageStatus.QUEUED or (
+        image.status == ImageStatus.DEACTIVATED and not viewer_is_admin
+    )
+    locations = [] if hidden else image.location_list()
     fields: dict[str, object] = {}
     if multiple_stores() and locations:
         fields["stores"] = ",".join(location.store for location in locations)
@@ -68,7 +71,7 @@ def location_fields(image: Image) -> dict[str, object]:
         fields["direct_url"] = locations[0].url
     if settings.SHOW_MULTIPLE_LOCATIONS:
         fields["locations"] = [
-            {"url": location.url, "metadata": {**location.metadata, "store": location.store}}
+            {"url": location.url, "metadata": _location_metadata(location)}
             for location in locations
         ]
     return fields
@@ -83,3 +86,9 @@ def member_to_dict(member: ImageMember) -> dict[str, object]:
         "updated_at": glance_timestamp(member.updated_at),
         "schema": "/v2/schemas/member",
     }
+
+
+def _location_metadata(location) -> dict[str, object]:
+    if not multiple_stores():
+        return dict(location.metadata)
+    return {**location.metadata, "store": location.store}

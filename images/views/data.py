@@ -6,6 +6,7 @@ from django.http import FileResponse, StreamingHttpResponse
 
 from images import data
 from images.models import ImageStatus
+from images.storage import stores
 from images.storage.writer import CHUNK_SIZE
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
@@ -53,14 +54,10 @@ class ImageFileView(GlanceAPIView):
     def put(self, request, image_id: str):
         check_upload_media_type(request)
         size = announced_size(request)
+        store = stores.store_named(request.headers.get("X-Image-Meta-Store"))
         image = self.get_image(image_id)
         body = data.BodyReader(request._request.META["wsgi.input"], content_length(request))
-        data.upload(
-            image,
-            body,
-            announced_size=size,
-            store_name=request.headers.get("X-Image-Meta-Store"),
-        )
+        data.upload(image, body, announced_size=size, store=store)
         return no_content()
 
     def get(self, request, image_id: str):

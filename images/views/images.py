@@ -29,7 +29,9 @@ class ImagesView(GlanceAPIView):
     def get(self, request):
         page = list_images(request, self.is_admin)
         body = {
-            "images": [image_to_dict(image) for image in page.images],
+            "images": [
+                image_to_dict(image, viewer_is_admin=self.is_admin) for image in page.images
+            ],
             "first": page.first,
             "schema": "/v2/schemas/images",
         }
@@ -40,7 +42,7 @@ class ImagesView(GlanceAPIView):
     def post(self, request):
         image = services.create_image(self.json_body(), request.credentials)
         image = Image.objects.for_display().get(pk=image.pk)
-        response = Response(image_to_dict(image), status=201)
+        response = Response(image_to_dict(image, viewer_is_admin=self.is_admin), status=201)
         response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
         if stores.multiple_stores():
             response["OpenStack-image-store-ids"] = ",".join(stores.all_stores())
@@ -53,7 +55,8 @@ class ImageView(GlanceAPIView):
     bodyless_methods = ("get", "delete")
 
     def get(self, request, image_id: str):
-        return Response(image_to_dict(self.get_image(image_id)))
+        image = self.get_image(image_id)
+        return Response(image_to_dict(image, viewer_is_admin=self.is_admin))
 
     def patch(self, request, image_id: str):
         media_type = patch.check_media_type(request.headers.get("Content-Type", ""))
@@ -69,7 +72,7 @@ class ImageView(GlanceAPIView):
         fields, properties, tags = patch.split_document(document)
         services.check_patch_quotas(image, properties, tags)
         image = services.save_image_changes(image, fields, properties, tags)
-        return Response(image_to_dict(image))
+        return Response(image_to_dict(image, viewer_is_admin=self.is_admin))
 
     def delete(self, request, image_id: str):
         services.delete_image(self.get_image(image_id))
