@@ -12,6 +12,7 @@ other     project "other", roles member, reader: the project images are shared w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
@@ -21,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -56,14 +57,19 @@ class LiveService:
     other: LiveAccount
     env: dict[str, str] = field(repr=False)
     access_log: Path = field(repr=False)
+    data_dir: Path = field(repr=False)
+
+    @property
+    def store_dir(self) -> Path:
+        """Where the single filesystem store keeps image data: DATA_DIR/images."""
+        return self.data_dir / "images"
 
     def manage(self, *args: str) -> str:
         """Run a management command against the live server's database; return its stdout."""
         return run_checked([sys.executable, "manage.py", *args], self.env)
 
     def set_status(self, image_id: str, status: str) -> None:
-        """Put an image into ``status`` directly in the database: how tests get an ``active``
-        image while image data upload is not implemented."""
+        """Put an image into ``status`` directly in the database, without uploading data."""
         code = (
             "from images.models import Image; "
             f"assert Image.objects.filter(pk={image_id!r}).update(status={status!r}) == 1"
@@ -169,6 +175,24 @@ def stop(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def start_gunicorn(port: int, env: dict[str, str], access_log: Path, server_log: Path):
+    gunicorn = [
+        sys.executable, "-m", "gunicorn", "imageservice.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        "--access-logfile", str(access_log), "--graceful-timeout", "5",
+    ]  # fmt: skip
+    # The child keeps its own copy of the log's descriptor once started.
+    with server_log.open("wb") as output:
+        return subprocess.Popen(
+            gunicorn,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @pytest.fixture(scope="session")
 def live_service(tmp_path_factory) -> Iterator[LiveService]:
     root = tmp_path_factory.mktemp("live")
@@ -212,25 +236,42 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
             username: LiveAccount(username, env[variable], project_ids[username])
             for username, (variable, _) in DEMO_TOKENS.items()
         }
-        gunicorn = [
-            sys.executable, "-m", "gunicorn", "imageservice.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--access-logfile", str(access_log), "--graceful-timeout", "5",
-        ]  # fmt: skip
-        # The child keeps its own copy of the log's descriptor once started.
-        with server_log.open("wb") as output:
-            server = subprocess.Popen(
-                gunicorn,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
+        server = start_gunicorn(port, env, access_log, server_log)
         wait_until_serving(url, server, server_log)
-        yield LiveService(url=url, env=env, access_log=access_log, **accounts)
+        yield LiveService(
+            url=url, env=env, access_log=access_log, data_dir=root / "data", **accounts
+        )
     finally:
         if server is not None:
             stop(server)
         if uses_postgres:
             recreate_postgres_database(database_url, LIVE_DATABASE_NAME, drop_only=True)
+
+
+@pytest.fixture(scope="session")
+def extra_live_service(live_service, tmp_path_factory) -> Iterator[Callable[..., LiveService]]:
+    """Start another gunicorn on the live server's database and DATA_DIR with some settings
+    overridden (``extra_live_service(IMAGE_SIZE_CAP="1048576")``); stopped at session end."""
+    servers: list[subprocess.Popen] = []
+
+    def start(**settings: str) -> LiveService:
+        root = tmp_path_factory.mktemp("live-extra")
+        home = root / "home"
+        home.mkdir()
+        # Its own HOME: gunicorn keeps its control socket under ~/.gunicorn.
+        env = {**live_service.env, "HOME": str(home), **settings}
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        access_log = root / "access.log"
+        access_log.touch()
+        server_log = root / "server.log"
+        server = start_gunicorn(port, env, access_log, server_log)
+        servers.append(server)
+        wait_until_serving(url, server, server_log)
+        return dataclasses.replace(live_service, url=url, env=env, access_log=access_log)
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            stop(server)
