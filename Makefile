@@ -32,3 +32,4 @@ migrations-check: install
 
 bench: install
 	$(PY) benchmarks/api.py
+	$(PY) benchmarks/data.py

@@ -10,30 +10,27 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/api.py``.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-try:
-    import psutil
-except ImportError:  # The /proc fallback below covers a venv without psutil.
-    psutil = None
+from common import (
+    BENCH_TOKEN,
+    HOST,
+    child_pids,
+    gunicorn_cpu,
+    peak_rss_kib,
+    raise_interrupt,
+    throwaway_server,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-BENCH_TOKEN = "bench-user-token-0123456789abcdef"
 CREATE_COUNT = 200
 CREATE_TIME_LIMIT = 120.0
 LIST_SECONDS = 10.0
@@ -41,9 +38,6 @@ LIST_CLIENTS = 8
 LIST_PATH = "/v2/images?limit=25"
 MAX_REQUESTS_PER_CLIENT = 100_000
 WARMUP_REQUESTS = 20
-STARTUP_TIMEOUT = 60.0
-COMMAND_TIMEOUT = 300.0
-STOP_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
 
 # Figures from the issue: Glance on the same kind of machine, and what we aim for.
@@ -76,134 +70,6 @@ class Phase:
     @property
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.cpu_seconds / self.requests if self.requests else float("nan")
-
-
-# --- server lifecycle -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def server_env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["DATA_DIR"] = str(data_dir)
-    env["DEMO_USER_TOKEN"] = BENCH_TOKEN
-    return env
-
-
-def manage(args: list[str], env: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        timeout=COMMAND_TIMEOUT,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        # A session of its own: Ctrl-C reaches only us, and we stop the server in order.
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--host", HOST, "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def wait_until_ready(server: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with status {server.returncode} while starting")
-        try:
-            connection = http.client.HTTPConnection(HOST, port, timeout=2)
-            connection.request("GET", "/versions")
-            if connection.getresponse().status < 500:
-                connection.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not answering GET /versions after {STARTUP_TIMEOUT:.0f} s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)  # serve forwards it to gunicorn and the job worker
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=STOP_TIMEOUT)
-    # Anything left in the server's own process group (a stuck worker) is ours to end.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(server.pid, signal.SIGKILL)
-    server.wait(timeout=STOP_TIMEOUT)
-
-
-# --- server process accounting ----------------------------------------------------------------
-
-
-def child_pids(pid: int) -> list[int]:
-    if psutil is not None:
-        try:
-            return [child.pid for child in psutil.Process(pid).children()]
-        except psutil.Error:
-            return []
-    children: list[int] = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def gunicorn_master(serve_pid: int) -> int:
-    for pid in child_pids(serve_pid):
-        if "gunicorn" in command_line(pid):
-            return pid
-    raise RuntimeError("no gunicorn process under manage.py serve")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (not of its reaped children)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def gunicorn_cpu(master: int) -> float:
-    return sum(cpu_seconds(pid) for pid in [master, *child_pids(master)])
-
-
-def peak_rss_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -361,31 +227,13 @@ def describe_setup(port: int, kept_alive: bool) -> None:
     )
 
 
-def raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C so the server is stopped
-
-
 def main() -> int:
     signal.signal(signal.SIGTERM, raise_interrupt)
-    with tempfile.TemporaryDirectory(prefix="imageservice-bench-") as temp:
-        data_dir = Path(temp)
-        env = server_env(data_dir)
-        manage(["migrate", "--noinput", "-v", "0"], env)
-        manage(["seed_demo"], env)
-        port = free_port()
-        server = start_server(port, env, data_dir / "server.log")
-        try:
-            wait_until_ready(server, port)
-            master = gunicorn_master(server.pid)
-            describe_setup(port, warm_up(port))
-            phases = benchmark(port, master)
-            print_table(phases)
-            print_memory(master)
-        except Exception:
-            print((data_dir / "server.log").read_text()[-4000:], file=sys.stderr)
-            raise
-        finally:
-            stop_server(server)
+    with throwaway_server("imageservice-bench-") as server:
+        describe_setup(server.port, warm_up(server.port))
+        phases = benchmark(server.port, server.master)
+        print_table(phases)
+        print_memory(server.master)
     return 1 if any(phase.errors for phase in phases) else 0
 
 

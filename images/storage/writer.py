@@ -24,6 +24,10 @@ from imageservice.errors import GlanceError
 
 CHUNK_SIZE = 1024 * 1024
 IN_FLIGHT = 8
+# Written bytes are flushed to disk and dropped from the page cache every FLUSH_EVERY bytes.
+# Filling fresh page-cache pages cost more CPU than hashing on the benchmark machine; reusing
+# the few just released keeps the write lane cheap, and the data is durable as it arrives.
+FLUSH_EVERY = 16 * 1024 * 1024
 
 
 class Readable(Protocol):
@@ -58,6 +62,7 @@ class _Pipeline:
 
     def __init__(self, fd: int, hash_algo: str):
         self.fd = fd
+        self.file = _FlushingFile(fd)
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.digest = hashlib.new(hash_algo)
         self.lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(3)]
@@ -68,7 +73,7 @@ class _Pipeline:
             self._settle(self.pending.popleft())
         self.pending.append(
             [
-                self.lanes[0].submit(_write_all, self.fd, chunk),
+                self.lanes[0].submit(self.file.write, chunk),
                 self.lanes[1].submit(self.md5.update, chunk),
                 self.lanes[2].submit(self.digest.update, chunk),
             ]
@@ -88,11 +93,28 @@ class _Pipeline:
             future.result()
 
 
-def _write_all(fd: int, chunk: bytes) -> None:
-    view = memoryview(chunk)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+class _FlushingFile:
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.written = 0
+        self.flushed = 0
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            count = os.write(self.fd, view)
+            view = view[count:]
+        self.written += len(chunk)
+        if self.written - self.flushed >= FLUSH_EVERY:
+            os.fdatasync(self.fd)
+            release_cached_pages(self.fd, self.flushed, self.written - self.flushed)
+            self.flushed = self.written
+
+
+def release_cached_pages(fd: int, offset: int, length: int) -> None:
+    """Drop already-flushed pages of ``fd`` from the page cache (no-op where unsupported)."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _read_body(source: Readable) -> bytes:
