@@ -9,10 +9,12 @@ export HOST PORT
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/thirdparty_plugin/pyproject.toml
+	command -v qemu-img >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-utils; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e tests/thirdparty_plugin
 	touch $@
 
 run: install

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
-from images.storage import stores
+from images.models import Image, ImageLocation, ImageStatus, InvalidTransition, StagedData
+from images.storage import staging, stores
+from images.storage.inspection import Detection
 from images.storage.writer import Readable, WritePlan, WrittenData, write_image
 from imageservice.errors import GlanceError
 
@@ -134,24 +135,88 @@ def _write(image: Image, body: Readable, announced_size: int | None, store) -> W
 class UploadHeartbeat:
     """Moves ``updated_at`` while bytes flow, so a dead upload can be told from a slow one."""
 
-    def __init__(self, image: Image):
+    def __init__(self, image: Image, status: str = ImageStatus.SAVING):
         self.image = image
+        self.status = status
         self.last_beat = time.monotonic()
 
     def __call__(self, size: int) -> None:
         now = time.monotonic()
         if now - self.last_beat >= HEARTBEAT_SECONDS:
             self.last_beat = now
-            Image.objects.filter(pk=self.image.pk, status=ImageStatus.SAVING).update(
+            Image.objects.filter(pk=self.image.pk, status=self.status).update(
                 updated_at=timezone.now()
             )
 
 
 def recover_stale_upload(image: Image) -> None:
-    """Put an image whose upload died with its worker back to ``queued``, partial bytes gone."""
+    """Put an image whose upload or staging died with its worker back to ``queued``, partial
+    bytes gone."""
     for store in stores.all_stores().values():
         store.temporary_path_for(image.id).unlink(missing_ok=True)
-    image.revert_to_queued()
+    if image.status == ImageStatus.UPLOADING:
+        staging.remove_staged(image.id)
+    image.revert_to_queued(source=image.status)
+
+
+def stage(image: Image, body: Readable, *, announced_size: int | None) -> WrittenData:
+    """``PUT /stage``: stream into the staging area, hashing and inspecting on the way.
+
+    Glance computes nothing here; we record size, hashes and the detected format so that an
+    import without plugins can move the staged file into its store without reading it again.
+    """
+    if announced_size is not None and announced_size > settings.IMAGE_SIZE_CAP:
+        raise _too_large()
+    if image.is_stale_upload():
+        recover_stale_upload(image)
+    try:
+        image.claim(ImageStatus.QUEUED, ImageStatus.UPLOADING)
+    except InvalidTransition as error:
+        raise GlanceError(409, str(error)) from error
+    try:
+        # A queued image owns no staged data: anything left there is an orphan of a failure.
+        staging.remove_staged(image.id)
+        written = _write_staged(image, body, announced_size)
+    except BaseException:
+        image.revert_to_queued(source=ImageStatus.UPLOADING)
+        raise
+    _record_staged(image, written)
+    return written
+
+
+def _write_staged(image: Image, body: Readable, announced_size: int | None) -> WrittenData:
+    plan = WritePlan(
+        hash_algo=settings.HASHING_ALGORITHM,
+        byte_limit=settings.IMAGE_SIZE_CAP,
+        limit_error=lambda size: _too_large(),
+        expected_size=announced_size,
+        inspect=True,
+        judge_format=False,
+        on_progress=UploadHeartbeat(image, ImageStatus.UPLOADING),
+    )
+    path = staging.staging_path_for(image.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_image(body, path, staging.temporary_staging_path_for(image.id), plan)
+
+
+def _record_staged(image: Image, written: WrittenData) -> None:
+    detection = written.detection or Detection()
+    StagedData.objects.update_or_create(
+        image=image,
+        defaults={
+            "size": written.size,
+            "checksum": written.checksum,
+            "os_hash_algo": written.os_hash_algo,
+            "os_hash_value": written.os_hash_value,
+            "detected_format": detection.name if detection else "",
+            "virtual_size": detection.virtual_size if detection else None,
+            "format_problem": (detection.ambiguity or detection.safety_problem)
+            if detection
+            else "",
+        },
+    )
+    Image.objects.filter(pk=image.pk, status=ImageStatus.UPLOADING).update(size=written.size)
+    image.size = written.size
 
 
 def delete_data(image: Image) -> None:

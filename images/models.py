@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models.query import ModelIterable
 from django.utils import timezone
 
@@ -50,6 +50,20 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "killed": frozenset({"deleted"}),
     "pending_delete": frozenset({"deleted", "active"}),
     "deleted": frozenset(),
+}
+
+
+IMPORT_LOCK = "os_glance_import_task"
+IMPORTING_TO_STORES = "os_glance_importing_to_stores"
+FAILED_IMPORT = "os_glance_failed_import"
+
+# What an image without data carries (§4.2: size and hashes cleared on the way back to queued).
+NO_DATA = {
+    "size": None,
+    "virtual_size": None,
+    "checksum": None,
+    "os_hash_algo": None,
+    "os_hash_value": None,
 }
 
 
@@ -161,35 +175,52 @@ class Image(models.Model):
     def touch(self) -> None:
         self.updated_at = timezone.now()
 
-    def begin_saving(self) -> None:
-        """``queued → saving`` with a conditional UPDATE: a concurrent upload loses with 409."""
-        claimed = Image.objects.filter(pk=self.pk, status=ImageStatus.QUEUED, deleted=False).update(
-            status=ImageStatus.SAVING, updated_at=timezone.now()
+    def move(self, source: str, target: str, **fields) -> bool:
+        """``source → target`` by conditional UPDATE; False when the image was not in ``source``.
+
+        Concurrent requests and workers race through here: the loser sees False (a 409), it
+        never overwrites the winner's status.
+        """
+        moved = Image.objects.filter(pk=self.pk, status=source, deleted=False).update(
+            status=target, updated_at=timezone.now(), **fields
         )
-        if not claimed:
-            raise InvalidTransition(self.status, ImageStatus.SAVING)
-        self.status = ImageStatus.SAVING
+        if moved:
+            self.status = target
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(moved)
+
+    def claim(self, source: str, target: str) -> None:
+        if not self.move(source, target):
+            raise InvalidTransition(self.status, target)
+
+    def begin_saving(self) -> None:
+        """``queued → saving`` for ``PUT /file``."""
+        self.claim(ImageStatus.QUEUED, ImageStatus.SAVING)
 
     def is_stale_upload(self) -> bool:
-        """A ``saving`` image whose upload stopped beating: its worker died mid-stream."""
+        """An upload or staging that stopped beating: its worker died mid-stream.
+
+        (An ``uploading`` image with complete staged data is at rest, waiting for its import.)
+        """
         limit = timezone.now() - timedelta(seconds=settings.UPLOAD_STALE_SECONDS)
-        return self.status == ImageStatus.SAVING and self.updated_at < limit
-
-    def revert_to_queued(self) -> None:
-        """A failed upload: back to ``queued`` with size and hashes cleared (§4.2)."""
-        Image.objects.filter(pk=self.pk, status=ImageStatus.SAVING).update(
-            status=ImageStatus.QUEUED,
-            size=None,
-            virtual_size=None,
-            checksum=None,
-            os_hash_algo=None,
-            os_hash_value=None,
-            updated_at=timezone.now(),
+        if self.updated_at >= limit:
+            return False
+        if self.status == ImageStatus.SAVING:
+            return True
+        return (
+            self.status == ImageStatus.UPLOADING
+            and not StagedData.objects.filter(image_id=self.pk).exists()
         )
-        self.status = ImageStatus.QUEUED
 
-    def activate_with_data(self, data, store_id: str, url: str) -> bool:
-        """``saving → active`` with the written data's facts; False if the image was deleted."""
+    def revert_to_queued(self, source: str = ImageStatus.SAVING) -> None:
+        """A failed upload or staging: back to ``queued`` with size and hashes cleared (§4.2)."""
+        self.move(source, ImageStatus.QUEUED, **NO_DATA)
+
+    def activate_with_data(
+        self, data, store_id: str, url: str, source: str = ImageStatus.SAVING
+    ) -> bool:
+        """``source → active`` with the written data's facts; False if the image was deleted."""
         fields = {
             "size": data.size,
             "virtual_size": data.virtual_size,
@@ -198,14 +229,36 @@ class Image(models.Model):
             "os_hash_value": data.os_hash_value,
         }
         with transaction.atomic():
-            activated = Image.objects.filter(
-                pk=self.pk, status=ImageStatus.SAVING, deleted=False
-            ).update(status=ImageStatus.ACTIVE, updated_at=timezone.now(), **fields)
+            activated = self.move(source, ImageStatus.ACTIVE, **fields)
             if activated:
                 ImageLocation.objects.update_or_create(
                     image=self, store=store_id, defaults={"url": url}
                 )
-        return bool(activated)
+        return activated
+
+    # --- import bookkeeping (os_glance_* properties, written only by the service) ------------
+    def take_import_lock(self, task_id: str) -> bool:
+        """Create ``os_glance_import_task`` if absent; the unique constraint settles races."""
+        try:
+            with transaction.atomic():
+                ImageProperty.objects.create(image=self, name=IMPORT_LOCK, value=task_id)
+        except IntegrityError:
+            return False
+        return True
+
+    def release_import_lock(self, task_id: str) -> bool:
+        """Remove the lock only if it is still ours (a stale-lock breaker may have taken it)."""
+        deleted, _ = ImageProperty.objects.filter(
+            image=self, name=IMPORT_LOCK, value=task_id
+        ).delete()
+        return bool(deleted)
+
+    def import_lock_holder(self) -> str | None:
+        row = ImageProperty.objects.filter(image=self, name=IMPORT_LOCK).first()
+        return row.value if row else None
+
+    def set_system_property(self, name: str, value: str) -> None:
+        ImageProperty.objects.update_or_create(image=self, name=name, defaults={"value": value})
 
     def mark_deleted(self) -> None:
         self.transition_to(ImageStatus.DELETED)
@@ -342,3 +395,25 @@ class ImageLocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store}: {self.url}"
+
+
+class StagedData(models.Model):
+    """What ``PUT /stage`` learned while the bytes went by, kept for the import to reuse."""
+
+    image = models.OneToOneField(
+        Image, primary_key=True, on_delete=models.CASCADE, related_name="staged"
+    )
+    size = models.BigIntegerField()
+    checksum = models.CharField(max_length=32)
+    os_hash_algo = models.CharField(max_length=64)
+    os_hash_value = models.CharField(max_length=128)
+    detected_format = models.CharField(max_length=32, blank=True)
+    virtual_size = models.BigIntegerField(null=True, blank=True)
+    format_problem = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "staged data"
+
+    def __str__(self) -> str:
+        return f"{self.image_id}: {self.size} bytes"

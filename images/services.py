@@ -112,8 +112,9 @@ def _add_tags(image: Image, tags: set[str]) -> None:
 
 
 def _replace_properties(image: Image, properties: Mapping[str, str]) -> None:
-    image.properties.all().delete()
-    _add_properties(image, properties)
+    # os_glance_* rows belong to the import machinery, which may change them concurrently.
+    image.properties.exclude(name__startswith="os_glance").delete()
+    _add_properties(image, {k: v for k, v in properties.items() if not k.startswith("os_glance")})
 
 
 def _replace_tags(image: Image, tags: set[str]) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from images.views import data, discovery, images, members, schemas
+from images.views import data, discovery, images, imports, members, schemas
 
 urlpatterns = [
     path("images", images.ImagesView.as_view()),
     path("images/<str:image_id>", images.ImageView.as_view()),
     path("images/<str:image_id>/file", data.ImageFileView.as_view()),
+    path("images/<str:image_id>/stage", imports.StageView.as_view()),
+    path("images/<str:image_id>/import", imports.ImportView.as_view()),
+    path("info/import", imports.ImportInfoView.as_view()),
     path("images/<str:image_id>/actions/deactivate", images.DeactivateView.as_view()),
     path("images/<str:image_id>/actions/reactivate", images.ReactivateView.as_view()),
     path("images/<str:image_id>/tags/<str:tag>", images.ImageTagView.as_view()),

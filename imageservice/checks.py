@@ -19,6 +19,7 @@ def check_settings(app_configs=None, **kwargs) -> list[Error]:
         for name, value in settings.INVALID_SETTINGS.items()
     ]
     errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_stores()
+    errors += _check_staging()
     return errors
 
 
@@ -80,3 +81,18 @@ def _check_stores() -> list[Error]:
         for store in ensure_store_directories()
     ]
     return errors
+
+
+def _check_staging() -> list[Error]:
+    from images.storage.staging import ensure_staging_root
+
+    problem = ensure_staging_root()
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"NODE_STAGING_URI cannot be used: {problem}",
+            hint="Point NODE_STAGING_URI at a writable file:// directory (shared between nodes).",
+            id="imageservice.E008",
+        )
+    ]

@@ -6,7 +6,7 @@ import re
 import uuid
 
 from imageservice.errors import render_error
-from imageservice.versions import SUPPORTED_VERSIONS
+from imageservice.versions import advertised_versions
 
 MAX_REQUEST_ID_LENGTH = 64
 
@@ -40,7 +40,7 @@ class VersionAliasMiddleware:
 
     def __call__(self, request):
         match = MINOR_VERSION_PATH.match(request.path_info)
-        if match and match.group(1) in SUPPORTED_VERSIONS:
+        if match and match.group(1) in advertised_versions():
             request.path_info = f"/v2{match.group(2)}"
             request.path = request.path_info
         return self.get_response(request)

@@ -202,6 +202,29 @@ REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 UPLOAD_STALE_SECONDS = env_int("UPLOAD_STALE_SECONDS", 300)
 SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")
 
+# --- Interoperable image import (v2.6) -------------------------------------------------------
+ENABLE_IMAGE_IMPORT = env_bool("ENABLE_IMAGE_IMPORT", True)
+ENABLED_IMPORT_METHODS = env_list(
+    "ENABLED_IMPORT_METHODS", ["glance-direct", "web-download", "copy-image"]
+)
+NODE_STAGING_URI = env_str("NODE_STAGING_URI") or (DATA_DIR / "staging").as_uri()
+TASK_TIME_TO_LIVE = env_int("TASK_TIME_TO_LIVE", 48)  # hours, as Glance's task_time_to_live
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300)
+# Run import jobs inline instead of through the queue (tests and single-process debugging).
+IMPORT_JOBS_SYNC = env_bool("IMPORT_JOBS_SYNC")
+# glance-image-import.conf equivalents, until the operator console holds them.
+IMAGE_IMPORT_PLUGINS = env_list("IMAGE_IMPORT_PLUGINS", ["no_op"])
+INJECT_METADATA_PROPERTIES = env_str("INJECT_METADATA_PROPERTIES")
+IGNORE_USER_ROLES = env_list("IGNORE_USER_ROLES", ["admin"])
+IMAGE_CONVERSION_OUTPUT_FORMAT = env_str("IMAGE_CONVERSION_OUTPUT_FORMAT", "raw")
+IMPORT_ALLOWED_SCHEMES = env_list("IMPORT_ALLOWED_SCHEMES", ["http", "https"])
+IMPORT_DISALLOWED_SCHEMES = env_list("IMPORT_DISALLOWED_SCHEMES", [])
+IMPORT_ALLOWED_HOSTS = env_list("IMPORT_ALLOWED_HOSTS", [])
+IMPORT_DISALLOWED_HOSTS = env_list("IMPORT_DISALLOWED_HOSTS", [])
+IMPORT_ALLOWED_PORTS = env_list("IMPORT_ALLOWED_PORTS", ["80", "443"])
+IMPORT_DISALLOWED_PORTS = env_list("IMPORT_DISALLOWED_PORTS", [])
+WEB_DOWNLOAD_TIMEOUT = env_int("WEB_DOWNLOAD_TIMEOUT", 30)  # connect and read, seconds
+
 # --- Job queue: ORM broker by default, Redis when REDIS_URL is set ---------------------------
 REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", versions.multiple_choices),
     path("admin/", admin.site.urls),
     path("v2/", include("images.urls")),
+    path("v2/", include("tasks.urls")),
     # Glance answers any unversioned or unknown-version path with the 300 document.
     re_path(r"^(?!v2(?:/|$)|admin/|static/).+$", versions.multiple_choices),
 ]

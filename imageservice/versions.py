@@ -6,14 +6,21 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-# Only versions whose calls are implemented are advertised; the last one is CURRENT.
-SUPPORTED_VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
+# Only versions whose calls are implemented are advertised; the newest is CURRENT. Without
+# import (ENABLE_IMAGE_IMPORT off) the service is a v2.5 Glance.
+BASE_VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
+IMPORT_VERSIONS = ("2.6", "2.7", "2.9", "2.12")
+SUPPORTED_VERSIONS = BASE_VERSIONS + IMPORT_VERSIONS
+
+
+def advertised_versions() -> tuple[str, ...]:
+    return SUPPORTED_VERSIONS if settings.ENABLE_IMAGE_IMPORT else BASE_VERSIONS
 
 
 def versions_document(request: HttpRequest) -> dict[str, list]:
     base = settings.PUBLIC_ENDPOINT.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
     href = f"{base}/v2/"
-    newest_first = sorted(SUPPORTED_VERSIONS, key=lambda v: int(v.split(".")[1]), reverse=True)
+    newest_first = sorted(advertised_versions(), key=lambda v: int(v.split(".")[1]), reverse=True)
     return {
         "versions": [
             {

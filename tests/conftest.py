@@ -51,6 +51,9 @@ def data_dir(settings, tmp_path):
     """Each test gets its own DATA_DIR, so stores start empty and nothing leaks to var/."""
     settings.DATA_DIR = tmp_path / "data"
     settings.DATA_DIR.mkdir()
+    settings.NODE_STAGING_URI = (settings.DATA_DIR / "staging").as_uri()
+    # Import jobs run inline, in the request that enqueued them.
+    settings.IMPORT_JOBS_SYNC = True
     return settings.DATA_DIR
 
 

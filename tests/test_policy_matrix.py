@@ -13,6 +13,7 @@ import pytest
 
 from images import urls as image_urls
 from images.models import ImageStatus
+from tasks import urls as task_urls
 
 PERSONA_ORDER = ("admin", "owner", "member", "outsider", "reader", "anonymous")
 
@@ -30,6 +31,18 @@ MATRIX = [
     ("delete", "images/<str:image_id>", None, (204, 204, 403, 404, 403, 401)),
     ("put", "images/<str:image_id>/file", b"image-bytes", (204, 204, 403, 404, 403, 401)),
     ("get", "images/<str:image_id>/file", None, (204, 204, 204, 404, 403, 401)),
+    ("put", "images/<str:image_id>/stage", b"image-bytes", (204, 204, 403, 404, 403, 401)),
+    (
+        "post",
+        "images/<str:image_id>/import",
+        {"method": {"name": "copy-image"}},
+        (202, 403, 403, 404, 403, 401),
+    ),
+    ("get", "info/import", None, (200, 200, 200, 200, 200, 401)),
+    ("get", "images/<str:image_id>/tasks", None, (200, 200, 200, 404, 200, 401)),
+    ("get", "tasks", None, (200, 403, 403, 403, 403, 401)),
+    ("get", "tasks/<str:task_id>", None, (404, 403, 403, 403, 403, 401)),
+    ("delete", "tasks/<str:task_id>", None, (405, 403, 403, 403, 403, 401)),
     ("post", "images/<str:image_id>/actions/deactivate", None, (204, 204, 403, 404, 403, 401)),
     ("post", "images/<str:image_id>/actions/reactivate", None, (204, 204, 403, 404, 403, 401)),
     ("put", "images/<str:image_id>/tags/<str:tag>", None, (204, 204, 403, 404, 403, 401)),
@@ -88,6 +101,7 @@ def _client(persona, personas, anonymous):
 
 def _url(route, image, member_id):
     path = route.replace("<str:image_id>", image.id).replace("<str:tag>", "t")
+    path = path.replace("<str:task_id>", "6b8c1c7e-2f7a-4d54-9a1e-000000000000")
     return "/v2/" + path.replace("<str:member_id>", member_id)
 
 
@@ -98,7 +112,7 @@ def test_route_answers_persona_with_glance_default_policy(
     if route.endswith("reactivate"):
         shared_image.status = ImageStatus.DEACTIVATED
         shared_image.save()
-    if method == "put" and route.endswith("file"):
+    if method == "put" and route.endswith(("file", "stage")):
         shared_image.status = ImageStatus.QUEUED
         shared_image.save()
     client = _client(persona, personas, anonymous)
@@ -121,7 +135,7 @@ def test_route_answers_persona_with_glance_default_policy(
 
 def test_every_route_is_in_the_matrix_with_a_policy():
     in_matrix = {(method, route) for method, route, _, _ in MATRIX}
-    for pattern in image_urls.urlpatterns:
+    for pattern in [*image_urls.urlpatterns, *task_urls.urlpatterns]:
         view = pattern.callback.view_class
         methods = [m for m in view.http_method_names if hasattr(view, m)]
         for method in methods:

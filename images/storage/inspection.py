@@ -20,36 +20,61 @@ class Verdict:
     virtual_size: int | None
 
 
+@dataclass(frozen=True)
+class Detection:
+    """What the inspector saw, independent of the declared ``disk_format``.
+
+    Kept with staged data, so an import can judge it later without reading the bytes again.
+    """
+
+    name: str = ""  # empty when several formats matched
+    virtual_size: int | None = None
+    ambiguity: str = ""  # "Multiple formats detected: …"
+    safety_problem: str = ""  # "Image failed safety checks: …"
+
+
 def format_rejection(detail: str) -> GlanceError:
     # Glance answers 415 here (glance-import-internals §9.3, verified against upstream).
     return GlanceError(415, detail=detail)
 
 
-def detected_format(wrapper: format_inspector.InspectWrapper) -> format_inspector.FileInspector:
+def detect(wrapper: format_inspector.InspectWrapper) -> Detection:
     matches = wrapper.formats or []
     names = sorted(str(match) for match in matches)
     if names == ["gpt", "iso"]:
         # Bootable ISOs carry a GPT: that pair is an ISO, not header smuggling.
-        return next(match for match in matches if str(match) == "iso")
-    if len(matches) > 1:
-        raise format_rejection(f"Multiple formats detected: {', '.join(names)}")
-    return matches[0]
+        matches = [match for match in matches if str(match) == "iso"]
+    elif len(matches) > 1:
+        return Detection(ambiguity=f"Multiple formats detected: {', '.join(names)}")
+    detected = matches[0]
+    return Detection(
+        name=str(detected),
+        virtual_size=detected.virtual_size,
+        safety_problem=_safety_problem(detected),
+    )
 
 
-def verdict(
-    wrapper: format_inspector.InspectWrapper, disk_format: str, size: int, require_match: bool
-) -> Verdict:
-    """Accept or refuse the data for ``disk_format``; raise a 415 ``GlanceError`` to refuse."""
+def _safety_problem(detected: format_inspector.FileInspector) -> str:
     try:
-        detected = detected_format(wrapper)
-    except GlanceError:
+        detected.safety_check()
+    except format_inspector.SafetyCheckFailed as failure:
+        return f"Image failed safety checks: {', '.join(sorted(failure.failures))}"
+    except format_inspector.ImageFormatError as error:
+        return f"Image failed safety checks: {error}"
+    return ""
+
+
+def verdict(detection: Detection, disk_format: str, size: int, require_match: bool) -> Verdict:
+    """Accept or refuse the data for ``disk_format``; raise a 415 ``GlanceError`` to refuse."""
+    if detection.ambiguity:
         if require_match:
-            raise
+            raise format_rejection(detection.ambiguity)
         return Verdict(virtual_size=None)
-    _check_safety(detected)
-    name = str(detected)
+    if detection.safety_problem:
+        raise format_rejection(detection.safety_problem)
+    name = detection.name
     if name == disk_format:
-        return Verdict(virtual_size=detected.virtual_size)
+        return Verdict(virtual_size=detection.virtual_size)
     if name == "raw" and disk_format not in INSPECTABLE_FORMATS:
         return Verdict(virtual_size=None)
     if disk_format == "raw":
@@ -58,13 +83,3 @@ def verdict(
     if require_match:
         raise format_rejection(f"Image disk_format {disk_format} does not match stream data {name}")
     return Verdict(virtual_size=None)
-
-
-def _check_safety(detected: format_inspector.FileInspector) -> None:
-    try:
-        detected.safety_check()
-    except format_inspector.SafetyCheckFailed as failure:
-        problems = ", ".join(sorted(failure.failures))
-        raise format_rejection(f"Image failed safety checks: {problems}") from failure
-    except format_inspector.ImageFormatError as error:
-        raise format_rejection(f"Image failed safety checks: {error}") from error

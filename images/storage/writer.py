@@ -19,7 +19,7 @@ from typing import Protocol
 
 from oslo_utils.imageutils import format_inspector
 
-from images.storage.inspection import verdict
+from images.storage.inspection import Detection, detect, verdict
 from imageservice.errors import GlanceError
 
 CHUNK_SIZE = 1024 * 1024
@@ -41,6 +41,7 @@ class WrittenData:
     os_hash_algo: str
     os_hash_value: str
     virtual_size: int | None
+    detection: Detection | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class WritePlan:
     expected_size: int | None = None
     disk_format: str | None = None
     inspect: bool = False
+    # Staging records what it detected instead of judging it: disk_format may come later.
+    judge_format: bool = True
     require_format_match: bool = True
     on_progress: Callable[[int], None] | None = None
 
@@ -141,7 +144,8 @@ def write_image(
         size = _pump(reader, pipeline, plan)
         pipeline.drain()
         os.fsync(fd)
-        virtual_size = _inspect(wrapper, plan, size)
+        detection = _detect(wrapper)
+        virtual_size = _judge(detection, plan, size)
     except BaseException:
         pipeline.close()
         os.close(fd)
@@ -157,6 +161,7 @@ def write_image(
         os_hash_algo=plan.hash_algo,
         os_hash_value=pipeline.digest.hexdigest(),
         virtual_size=virtual_size,
+        detection=detection,
     )
 
 
@@ -178,13 +183,17 @@ def _pump(reader: Readable, pipeline: _Pipeline, plan: WritePlan) -> int:
     return size
 
 
-def _inspect(
-    wrapper: format_inspector.InspectWrapper | None, plan: WritePlan, size: int
-) -> int | None:
+def _detect(wrapper: format_inspector.InspectWrapper | None) -> Detection | None:
     if wrapper is None:
         return None
     wrapper.close()
-    return verdict(wrapper, plan.disk_format or "", size, plan.require_format_match).virtual_size
+    return detect(wrapper)
+
+
+def _judge(detection: Detection | None, plan: WritePlan, size: int) -> int | None:
+    if detection is None or not plan.judge_format:
+        return None
+    return verdict(detection, plan.disk_format or "", size, plan.require_format_match).virtual_size
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework.response import Response
 
 from images import patch, services
@@ -44,6 +45,9 @@ class ImagesView(GlanceAPIView):
         image = Image.objects.for_display().get(pk=image.pk)
         response = Response(image_to_dict(image, viewer_is_admin=self.is_admin), status=201)
         response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
+        if settings.ENABLE_IMAGE_IMPORT and settings.ENABLED_IMPORT_METHODS:
+            # openstacksdk imports only with a method this header names.
+            response["OpenStack-image-import-methods"] = ",".join(settings.ENABLED_IMPORT_METHODS)
         if stores.multiple_stores():
             response["OpenStack-image-store-ids"] = ",".join(stores.all_stores())
         return response

@@ -7,8 +7,9 @@ from images.models import Image, ImageStatus
 
 class Command(BaseCommand):
     help = (
-        "Put images stuck in 'saving' (their upload stopped for UPLOAD_STALE_SECONDS, e.g. the "
-        "worker was killed) back to 'queued' and remove their partial files."
+        "Put images stuck in 'saving', or half-staged in 'uploading', whose upload stopped for "
+        "UPLOAD_STALE_SECONDS (e.g. the worker was killed) back to 'queued' and remove their "
+        "partial files."
     )
 
     def add_arguments(self, parser):
@@ -17,7 +18,9 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run: bool, **options):
         stale = [
             image
-            for image in Image.objects.alive().filter(status=ImageStatus.SAVING)
+            for image in Image.objects.alive().filter(
+                status__in=[ImageStatus.SAVING, ImageStatus.UPLOADING]
+            )
             if image.is_stale_upload()
         ]
         for image in stale:

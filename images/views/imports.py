@@ -1,0 +1,78 @@
+"""``PUT /stage``, ``POST /import`` and ``GET /v2/info/import`` (v2.6 interoperable import)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse
+from rest_framework.response import Response
+
+from images import data
+from images.views.data import announced_size, check_upload_media_type, content_length
+from imageservice.api import GlanceAPIView, no_content
+from imageservice.errors import GlanceError
+from tasks import services as imports
+
+
+class ImportAPIView(GlanceAPIView):
+    def initial(self, request, *args, **kwargs):
+        # With import switched off these routes do not exist, exactly as in a v2.5 Glance.
+        if not settings.ENABLE_IMAGE_IMPORT:
+            raise GlanceError(404)
+        super().initial(request, *args, **kwargs)
+
+
+class ImportInfoView(ImportAPIView):
+    policy_map = {"get": "get_discovery"}
+    bodyless_methods = ("get",)
+
+    def get(self, request):
+        return Response(
+            {
+                "import-methods": {
+                    "description": "Import methods available.",
+                    "type": "array",
+                    "value": list(settings.ENABLED_IMPORT_METHODS),
+                }
+            }
+        )
+
+
+class StageView(ImportAPIView):
+    policy_map = {"put": "modify_image"}
+    policy_object = True
+
+    def put(self, request, image_id: str):
+        if "glance-direct" not in settings.ENABLED_IMPORT_METHODS:
+            raise GlanceError(404, "'glance-direct' method is not available at this site.")
+        check_upload_media_type(request)
+        size = announced_size(request)
+        image = self.get_image(image_id)
+        body = data.BodyReader(request._request.META["wsgi.input"], content_length(request))
+        data.stage(image, body, announced_size=size)
+        return no_content()
+
+
+class ImportView(ImportAPIView):
+    policy_map = {"post": "modify_image"}
+    policy_object = True
+
+    def post(self, request, image_id: str):
+        import_request = imports.parse_import_request(self.json_body())
+        image = self.get_image(image_id, authorize=False)
+        imports.check_status(image, import_request.method)
+        if import_request.method == "copy-image":
+            self.policy_name_override = "copy_image"
+        self.check_object_permissions(request, image)
+        targets = imports.target_stores(
+            image, import_request, request.headers.get("X-Image-Meta-Store")
+        )
+        imports.check_uri(import_request)
+        imports.accept_import(
+            image,
+            import_request,
+            targets,
+            request.credentials,
+            getattr(request._request, "request_id", None),
+        )
+        # An empty 202 that claims no JSON: glanceclient would try to decode it.
+        return HttpResponse(status=202, content_type="text/html; charset=UTF-8")

@@ -1,0 +1,124 @@
+"""Tasks: the record of an import as it runs, with its progress and heartbeat."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+TERMINAL = (TaskStatus.SUCCESS, TaskStatus.FAILURE)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+class TaskQuerySet(models.QuerySet):
+    def alive(self) -> TaskQuerySet:
+        """Not deleted and not expired: what the API shows."""
+        now = timezone.now()
+        return self.filter(deleted=False).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+    def expired(self) -> TaskQuerySet:
+        return self.filter(deleted=False, expires_at__lte=timezone.now())
+
+
+class Task(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=new_task_id)
+    type = models.CharField(max_length=30, default="api_image_import")
+    status = models.CharField(
+        max_length=20, choices=TaskStatus.choices, default=TaskStatus.PENDING, db_index=True
+    )
+    input = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    message = models.TextField(blank=True, default="")
+    owner = models.CharField(max_length=255, db_index=True)
+    image_id = models.CharField(max_length=36, null=True, blank=True, db_index=True)
+    user_id = models.CharField(max_length=64, null=True, blank=True)
+    request_id = models.CharField(max_length=70, null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def percent(self) -> int | None:
+        if not self.bytes_total:
+            return None
+        return min(100, self.bytes_done * 100 // self.bytes_total)
+
+    def claim(self) -> bool:
+        """``pending → processing`` with a conditional UPDATE: a job delivered twice runs once."""
+        now = timezone.now()
+        claimed = Task.objects.filter(pk=self.pk, status=TaskStatus.PENDING).update(
+            status=TaskStatus.PROCESSING, heartbeat_at=now, updated_at=now
+        )
+        if claimed:
+            self.status, self.heartbeat_at, self.updated_at = TaskStatus.PROCESSING, now, now
+        return bool(claimed)
+
+    def record_progress(self, bytes_done: int, bytes_total: int | None) -> bool:
+        """Save progress and beat the heartbeat; False when the task was taken from us."""
+        now = timezone.now()
+        message = f"Copied {bytes_done // (1024 * 1024)} MiB"
+        self.bytes_done, self.bytes_total, self.message = bytes_done, bytes_total, message
+        return bool(
+            Task.objects.filter(pk=self.pk, status=TaskStatus.PROCESSING).update(
+                bytes_done=bytes_done,
+                bytes_total=bytes_total,
+                message=message,
+                heartbeat_at=now,
+                updated_at=now,
+            )
+        )
+
+    def finish(self, status: str, message: str, result: dict | None = None) -> bool:
+        """Move to a terminal status once; the task then expires after TASK_TIME_TO_LIVE."""
+        now = timezone.now()
+        finished = (
+            Task.objects.filter(pk=self.pk)
+            .exclude(status__in=TERMINAL)
+            .update(
+                status=status,
+                message=message,
+                result=result,
+                updated_at=now,
+                expires_at=now + timedelta(hours=settings.TASK_TIME_TO_LIVE),
+            )
+        )
+        if finished:
+            self.status, self.message, self.result = status, message, result
+        return bool(finished)
+
+    def is_stale(self) -> bool:
+        """Its worker stopped beating: killed, or lost with its queue message."""
+        limit = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+        if self.status == TaskStatus.PENDING:
+            # A pending task may merely wait in the queue: give it twice as long, as Glance.
+            limit -= timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+        return self.status not in TERMINAL and (self.heartbeat_at or self.updated_at) < limit

@@ -1,0 +1,367 @@
+"""Running an accepted import: source data → plugin chain → stores → active image.
+
+Failure semantics (a deliberate extension of Glance's state table, docs/import.md): a failed
+glance-direct import puts the image back to ``uploading`` with its staged data intact, so
+``POST /import`` can simply be repeated; web-download goes back to ``queued``; copy-image leaves
+the active image as it was. The task always ends with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from images.models import (
+    FAILED_IMPORT,
+    IMPORTING_TO_STORES,
+    Image,
+    ImageLocation,
+    ImageProperty,
+    ImageStatus,
+    StagedData,
+)
+from images.storage import staging, stores
+from images.storage.inspection import Detection, verdict
+from images.storage.writer import WritePlan, WrittenData, write_image
+from imageservice.errors import GlanceError
+from importplugins.base import ImportContext, ImportPluginError
+from importplugins.chain import run_chain
+from tasks.models import Task, TaskStatus
+from tasks.web_download import ImportFetchError, ImportURIRefused, open_import_uri
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 15
+
+
+class ImportFailed(Exception):
+    """A failure with a message for the user."""
+
+
+def run_import(task_id: str) -> None:
+    task = Task.objects.filter(pk=task_id).first()
+    if task is None or not task.claim():
+        return  # gone, or already run by an earlier delivery of the same job
+    image = Image.objects.filter(pk=task.image_id, deleted=False).first()
+    if image is None:
+        task.finish(TaskStatus.FAILURE, "The image was deleted before its import started.")
+        return
+    with Heartbeat(task):
+        try:
+            _run(task, image)
+        except ImportFailed as failure:
+            _fail(task, image, str(failure))
+        except Exception as error:
+            # Reset the image before giving up, or it would stay 'importing' for good.
+            logger.exception("Import task %s failed", task.id)
+            _fail(task, image, f"Import failed unexpectedly: {error}")
+
+
+def _run(task: Task, image: Image) -> None:
+    method = task.input["import_req"]["method"]["name"]
+    if method == "copy-image":
+        _copy_image(task, image)
+        return
+    source = ImageStatus.UPLOADING if method == "glance-direct" else ImageStatus.QUEUED
+    if not image.move(source, ImageStatus.IMPORTING):
+        raise ImportFailed(f"The image is no longer {source}; nothing was imported.")
+    staged = _staged_source(task, image, method)
+    work_dir = staging.staging_root() / f".work-{task.id}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        context = _run_plugins(task, image, method, staged, work_dir)
+        _store_and_activate(task, image, method, staged, context)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# --- source data ---------------------------------------------------------------------------
+
+
+def _staged_source(task: Task, image: Image, method: str) -> StagedData:
+    if method == "web-download":
+        return _download(task, image)
+    staged = StagedData.objects.filter(image=image).first()
+    if staged is None or not staging.staging_path_for(image.id).exists():
+        raise ImportFailed("No staged data was found for this image; stage it again.")
+    return staged
+
+
+def _download(task: Task, image: Image) -> StagedData:
+    uri = task.input["import_req"]["method"].get("uri")
+    path = staging.staging_path_for(image.id)
+    try:
+        with open_import_uri(uri) as response:
+            written = write_image(
+                response,
+                path,
+                staging.temporary_staging_path_for(image.id),
+                _plan(task, response.content_length, inspect=True, judge=False),
+            )
+    except (ImportURIRefused, ImportFetchError, OSError) as error:
+        raise ImportFailed(f"Downloading {uri} failed: {error}") from error
+    except GlanceError as error:
+        reason = error.message or error.extra_detail
+        raise ImportFailed(f"Downloading {uri} failed: {reason}") from error
+    return _record(image, written)
+
+
+def _record(image: Image, written: WrittenData) -> StagedData:
+    detection = written.detection or Detection()
+    staged, _ = StagedData.objects.update_or_create(
+        image=image,
+        defaults={
+            "size": written.size,
+            "checksum": written.checksum,
+            "os_hash_algo": written.os_hash_algo,
+            "os_hash_value": written.os_hash_value,
+            "detected_format": detection.name,
+            "virtual_size": detection.virtual_size,
+            "format_problem": detection.ambiguity or detection.safety_problem,
+        },
+    )
+    return staged
+
+
+def _plan(task: Task, total: int | None, *, inspect: bool, judge: bool, disk_format=None):
+    def progress(done: int) -> None:
+        if done - progress.saved >= 16 * 1024 * 1024:
+            progress.saved = done
+            if not task.record_progress(done, total):
+                raise ImportFailed("The task was taken over by another import.")
+
+    progress.saved = 0
+    return WritePlan(
+        hash_algo=settings.HASHING_ALGORITHM,
+        byte_limit=settings.IMAGE_SIZE_CAP,
+        limit_error=lambda size: GlanceError(413, "The image exceeds IMAGE_SIZE_CAP."),
+        expected_size=total,
+        disk_format=disk_format,
+        inspect=inspect,
+        judge_format=judge,
+        require_format_match=settings.REQUIRE_IMAGE_FORMAT_MATCH,
+        on_progress=progress,
+    )
+
+
+# --- plugins and stores ----------------------------------------------------------------------
+
+
+def _run_plugins(
+    task: Task, image: Image, method: str, staged: StagedData, work_dir: Path
+) -> ImportContext:
+    context = ImportContext(
+        image_id=image.id,
+        method=method,
+        data_path=staging.staging_path_for(image.id),
+        work_dir=work_dir,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+        properties={},
+        roles=frozenset(task.input.get("roles", [])),
+        settings=task.input["settings"],
+        virtual_size=staged.virtual_size,
+    )
+    try:
+        run_chain(context)
+    except ImportPluginError as error:
+        raise ImportFailed(f"Import plugin failed: {error}") from error
+    return context
+
+
+def _store_and_activate(
+    task: Task, image: Image, method: str, staged: StagedData, context: ImportContext
+) -> None:
+    targets = task.input["backend"]
+    known = stores.all_stores()
+    first, *others = [known[name] for name in targets]
+    image.disk_format = context.disk_format
+    if context.data_changed:
+        written = _stream_into(task, image, context.data_path, first, judge=True)
+    else:
+        written = _move_staged_into(image, staged, first)
+    for store in others:
+        _stream_into(task, image, first.path_for(image.id), store, judge=False)
+    _activate(task, image, written, [first, *others], context)
+    if method != "copy-image":
+        staging.remove_staged(image.id)
+        StagedData.objects.filter(image=image).delete()
+
+
+def _move_staged_into(image: Image, staged: StagedData, store) -> WrittenData:
+    """Zero-copy: the staged file becomes the store file, its staging hashes reused."""
+    virtual_size = staged.virtual_size
+    if image.container_format == "bare":
+        detection = Detection(
+            name=staged.detected_format,
+            virtual_size=staged.virtual_size,
+            ambiguity=staged.format_problem if not staged.detected_format else "",
+            safety_problem=staged.format_problem if staged.detected_format else "",
+        )
+        try:
+            judged = verdict(
+                detection, image.disk_format or "", staged.size, settings.REQUIRE_IMAGE_FORMAT_MATCH
+            )
+            virtual_size = judged.virtual_size
+        except GlanceError as refusal:
+            raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
+    _place_staged_file(staging.staging_path_for(image.id), store, image.id)
+    return WrittenData(
+        size=staged.size,
+        checksum=staged.checksum,
+        os_hash_algo=staged.os_hash_algo,
+        os_hash_value=staged.os_hash_value,
+        virtual_size=virtual_size,
+    )
+
+
+def _place_staged_file(source: Path, store, image_id: str) -> None:
+    """Hard-link the staged file into the store when they share a filesystem (no byte moves;
+    the staged name stays until success, so a failure keeps the data staged), else copy."""
+    store.directory.mkdir(parents=True, exist_ok=True)
+    temporary = store.temporary_path_for(image_id)
+    temporary.unlink(missing_ok=True)
+    if os.stat(source).st_dev == os.stat(store.directory).st_dev:
+        os.link(source, temporary)
+    else:
+        shutil.copyfile(source, temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(temporary, store.path_for(image_id))
+    directory = os.open(store.directory, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _stream_into(task: Task, image: Image, source: Path, store, *, judge: bool) -> WrittenData:
+    store.directory.mkdir(parents=True, exist_ok=True)
+    size = source.stat().st_size
+    plan = _plan(task, size, inspect=judge, judge=judge, disk_format=image.disk_format)
+    try:
+        with open(source, "rb") as handle:
+            return write_image(
+                handle, store.path_for(image.id), store.temporary_path_for(image.id), plan
+            )
+    except GlanceError as refusal:
+        raise ImportFailed(refusal.message or refusal.extra_detail) from refusal
+
+
+def _activate(task: Task, image: Image, written: WrittenData, written_to, context) -> None:
+    if image.status == ImageStatus.IMPORTING:
+        first = written_to[0]
+        if not image.activate_with_data(
+            written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
+        ):
+            raise ImportFailed("The image was deleted or changed while it was being imported.")
+        Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
+    for store in written_to:
+        ImageLocation.objects.update_or_create(
+            image=image, store=store.id, defaults={"url": store.url_for(image.id)}
+        )
+    for name, value in context.properties.items():
+        ImageProperty.objects.update_or_create(image=image, name=name, defaults={"value": value})
+    task.record_progress(written.size, written.size)
+    _release(task, image)
+    task.finish(TaskStatus.SUCCESS, "", result={"image_id": image.id})
+
+
+# --- copy-image ------------------------------------------------------------------------------
+
+
+def _copy_image(task: Task, image: Image) -> None:
+    location = image.locations.first()
+    known = stores.all_stores()
+    if location is None or location.store not in known:
+        raise ImportFailed("The image has no data to copy.")
+    source = known[location.store].path_for(image.id)
+    targets = [known[name] for name in task.input["backend"]]
+    written = None
+    for store in targets:
+        written = _stream_into(task, image, source, store, judge=False)
+    context = ImportContext(
+        image_id=image.id,
+        method="copy-image",
+        data_path=source,
+        work_dir=source.parent,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+        properties={},
+        roles=frozenset(),
+        settings=task.input["settings"],
+    )
+    _activate(task, image, written, targets, context)
+
+
+# --- endings ---------------------------------------------------------------------------------
+
+
+def _release(task: Task, image: Image) -> None:
+    image.set_system_property(IMPORTING_TO_STORES, "")
+    image.release_import_lock(task.id)
+
+
+def _fail(task: Task, image: Image, message: str) -> None:
+    method = task.input["import_req"]["method"]["name"]
+    _remove_copies_made(task, image)
+    if method == "glance-direct" and staging.staging_path_for(image.id).exists():
+        image.move(ImageStatus.IMPORTING, ImageStatus.UPLOADING)
+    elif method != "copy-image":
+        staging.remove_staged(image.id)
+        StagedData.objects.filter(image=image).delete()
+        image.revert_to_queued(source=ImageStatus.IMPORTING)
+    failed = set(_split(image.property_dict().get(FAILED_IMPORT)))
+    if stores.multiple_stores():
+        failed |= set(task.input["backend"])
+    image.set_system_property(FAILED_IMPORT, ",".join(sorted(failed)))
+    _release(task, image)
+    task.finish(TaskStatus.FAILURE, message)
+
+
+def _remove_copies_made(task: Task, image: Image) -> None:
+    """Store files this run wrote for stores the image does not (yet) have a location in."""
+    kept = set(image.locations.values_list("store", flat=True))
+    known = stores.all_stores()
+    for name in task.input["backend"]:
+        if name in known and name not in kept:
+            known[name].delete(image.id)
+
+
+def _split(value: str | None) -> list[str]:
+    return [item for item in (value or "").split(",") if item]
+
+
+class Heartbeat:
+    """Beats the task's heartbeat from a side thread while the import runs, so long plugin
+    steps (qemu-img, downloads) are never mistaken for a dead worker."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        if not settings.IMPORT_JOBS_SYNC:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                Task.objects.filter(pk=self.task.pk, status=TaskStatus.PROCESSING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            close_old_connections()

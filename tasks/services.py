@@ -1,0 +1,199 @@
+"""The import workflow: accept a request (``POST /import``) and run it (a django-q2 job).
+
+Accepting validates the request in Glance's order, takes the image's import lock, records a
+Task with a snapshot of the operator's settings and enqueues ``tasks.jobs.run_import`` with the
+task id only. Running claims the task, moves the data into the target stores through the plugin
+chain and activates the image — or puts everything back into a state the user can retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django_q.tasks import async_task
+
+from images.models import FAILED_IMPORT, IMPORTING_TO_STORES, Image, ImageStatus
+from images.storage import stores
+from imageservice.errors import GlanceError
+from imageservice.identity.credentials import Credentials
+from importplugins.chain import import_settings_snapshot
+from tasks.models import Task, TaskStatus
+from tasks.web_download import ImportURIRefused, validate_import_uri
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    method: str
+    uri: str | None
+    stores: list[str]
+    all_stores_must_succeed: bool
+    body: Mapping[str, object]
+
+
+def parse_import_request(body: object) -> ImportRequest:
+    """Checks 1–5 of §7.3: shape, method name, enabled methods, boolean flags."""
+    if not isinstance(body, dict):
+        raise GlanceError(400, "Body expected in request.")
+    method = body.get("method")
+    if not isinstance(method, dict):
+        raise GlanceError(400, "Import request requires a 'method' field.")
+    name = method.get("name")
+    if not name:
+        raise GlanceError(400, "Import request requires a 'name' field.")
+    if name not in settings.ENABLED_IMPORT_METHODS:
+        raise GlanceError(400, f"Unknown import method name '{name}'.")
+    for flag in ("all_stores_must_succeed", "all_stores"):
+        if flag in body and not isinstance(body[flag], bool):
+            raise GlanceError(400, f"'{flag}' must be boolean value only")
+    return ImportRequest(
+        method=name,
+        uri=method.get("uri"),
+        stores=[],
+        all_stores_must_succeed=body.get("all_stores_must_succeed", True),
+        body=body,
+    )
+
+
+def check_status(image: Image, method: str) -> None:
+    """Checks 8–9 of §7.3: the status each method starts from, and formats set."""
+    if method == "copy-image":
+        if image.status != ImageStatus.ACTIVE:
+            raise GlanceError(409, "Only images with status active can be targeted for copying")
+        return
+    if method == "glance-direct" and image.status != ImageStatus.UPLOADING:
+        raise GlanceError(409, "Image needs to be staged before 'glance-direct' method can be used")
+    if method == "web-download" and image.status != ImageStatus.QUEUED:
+        if image.status == ImageStatus.ACTIVE:
+            raise GlanceError(409, "Image with status active cannot be target for import")
+        raise GlanceError(409, f"Image needs to be in 'queued' state to use '{method}' method")
+    for field in ("container_format", "disk_format"):
+        if not getattr(image, field):
+            raise GlanceError(409, f"'{field}' needs to be set before import")
+
+
+def target_stores(image: Image, request: ImportRequest, store_header: str | None) -> list[str]:
+    """Checks 13–18 of §7.3: which stores the import writes to."""
+    body = request.body
+    if not stores.multiple_stores():
+        if request.all_stores_must_succeed is False:
+            raise GlanceError(
+                400, "All_stores_must_succeed can only be set with enabled_backends option"
+            )
+        return [stores.default_store().id]
+    wanted = _requested_stores(body, store_header)
+    known = stores.all_stores()
+    for name in wanted:
+        if name not in known:
+            raise GlanceError(409, f"Store for identifier {name} not found")
+    if request.method == "copy-image":
+        return _stores_to_copy_to(image, wanted, explicit=not body.get("all_stores"))
+    return wanted
+
+
+def _requested_stores(body: Mapping[str, object], store_header: str | None) -> list[str]:
+    listed = body.get("stores")
+    if body.get("all_stores"):
+        if listed or store_header:
+            raise GlanceError(
+                400,
+                "All_stores parameter can't be used with x-image-meta-store header or stores "
+                "parameter",
+            )
+        return list(stores.all_stores())
+    if listed and store_header:
+        raise GlanceError(
+            400, "Stores parameter and x-image-meta-store header can't be both specified"
+        )
+    if listed:
+        return [str(name) for name in listed]
+    return [store_header or stores.default_store().id]
+
+
+def _stores_to_copy_to(image: Image, wanted: list[str], explicit: bool) -> list[str]:
+    present = {location.store for location in image.locations.all()}
+    if explicit:
+        for name in wanted:
+            if name in present:
+                raise GlanceError(400, f"Image is already present at store '{name}'")
+        return wanted
+    return [name for name in wanted if name not in present]
+
+
+def check_uri(request: ImportRequest) -> None:
+    if request.method != "web-download":
+        return
+    try:
+        validate_import_uri(request.uri)
+    except ImportURIRefused as refusal:
+        raise GlanceError(
+            400, f"URI for web-download does not pass filtering: {request.uri} ({refusal})"
+        ) from refusal
+
+
+def take_lock(image: Image) -> None:
+    """Check 12 of §7.3: refuse while a live task holds the lock; break a dead one."""
+    holder_id = image.import_lock_holder()
+    if holder_id is None:
+        return
+    holder = Task.objects.filter(pk=holder_id).first()
+    if holder is not None and not holder.is_stale():
+        raise GlanceError(409, "Image has active task")
+    if holder is not None:
+        holder.finish(TaskStatus.FAILURE, "Expired lock preempted")
+    if not image.release_import_lock(holder_id):
+        raise GlanceError(409, "Image has active task")
+
+
+def accept_import(
+    image: Image,
+    request: ImportRequest,
+    targets: list[str],
+    credentials: Credentials,
+    request_id: str | None,
+) -> Task | None:
+    """Create the task, take the lock and enqueue the job; None when there is nothing to do."""
+    if not targets:
+        return None  # copy-image to all stores that already hold the data: Glance's no-op 202
+    take_lock(image)
+    task = Task.objects.create(
+        type="api_image_import",
+        owner=credentials.project_id or "",
+        image_id=image.id,
+        user_id=credentials.user_id,
+        request_id=request_id,
+        input={
+            "image_id": image.id,
+            "import_req": dict(request.body),
+            "backend": targets,
+            "roles": sorted(credentials.roles),
+            "settings": import_settings_snapshot(),
+        },
+    )
+    if not image.take_import_lock(task.id):
+        task.finish(TaskStatus.FAILURE, "Another import took the image first.")
+        raise GlanceError(
+            409,
+            f"New operation on image '{image.id}' is not permitted as prior operation is still "
+            "in progress",
+        )
+    _mark_importing_to(image, targets)
+    enqueue_import(task)
+    return task
+
+
+def _mark_importing_to(image: Image, targets: list[str]) -> None:
+    shown = targets if stores.multiple_stores() else []
+    image.set_system_property(IMPORTING_TO_STORES, ",".join(shown))
+    failed = [name for name in _csv(image.property_dict().get(FAILED_IMPORT)) if name not in shown]
+    image.set_system_property(FAILED_IMPORT, ",".join(failed))
+
+
+def _csv(value: str | None) -> list[str]:
+    return [item for item in (value or "").split(",") if item]
+
+
+def enqueue_import(task: Task) -> None:
+    # By dotted path and id only: the job re-reads everything, so a redelivery is harmless.
+    async_task("tasks.jobs.run_import", task.id, sync=settings.IMPORT_JOBS_SYNC)
