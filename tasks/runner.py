@@ -56,11 +56,11 @@ def run_import(task_id: str) -> None:
         try:
             _run(task, image)
         except ImportFailed as failure:
-            _fail(task, image, str(failure))
+            fail_import(task, image, str(failure))
         except Exception as error:
             # Reset the image before giving up, or it would stay 'importing' for good.
             logger.exception("Import task %s failed", task.id)
-            _fail(task, image, f"Import failed unexpectedly: {error}")
+            fail_import(task, image, f"Import failed unexpectedly: {error}")
 
 
 def _run(task: Task, image: Image) -> None:
@@ -308,7 +308,8 @@ def _release(task: Task, image: Image) -> None:
     image.release_import_lock(task.id)
 
 
-def _fail(task: Task, image: Image, message: str) -> None:
+def fail_import(task: Task, image: Image, message: str) -> None:
+    """End an import as failed and put the image back where the user can retry it."""
     method = task.input["import_req"]["method"]["name"]
     _remove_copies_made(task, image)
     if method == "glance-direct" and staging.staging_path_for(image.id).exists():
