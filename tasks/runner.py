@@ -96,6 +96,7 @@ def _staged_source(task: Task, image: Image, method: str) -> StagedData:
 def _download(task: Task, image: Image) -> StagedData:
     uri = task.input["import_req"]["method"].get("uri")
     path = staging.staging_path_for(image.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open_import_uri(uri) as response:
             written = write_image(
