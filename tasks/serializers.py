@@ -78,7 +78,11 @@ def image_task_row(task: Task) -> dict[str, object]:
 
 
 def _public_input(task: Task) -> dict | None:
-    """The input as Glance shows it; the roles and settings snapshot stay internal."""
+    """The input as Glance shows it; the roles and settings snapshot stay internal (and, for a
+    legacy ``import`` task, the import request it was turned into)."""
     if task.input is None:
         return None
-    return {k: v for k, v in task.input.items() if k not in ("roles", "settings")}
+    internal = {"roles", "settings"}
+    if task.type == "import":
+        internal |= {"import_req", "backend"}
+    return {k: v for k, v in task.input.items() if k not in internal}

@@ -197,3 +197,84 @@ def _csv(value: str | None) -> list[str]:
 def enqueue_import(task: Task) -> None:
     # By dotted path and id only: the job re-reads everything, so a redelivery is harmless.
     async_task("tasks.jobs.run_import", task.id, sync=settings.IMPORT_JOBS_SYNC)
+
+
+def create_legacy_import_task(
+    body: object, credentials: Credentials, request_id: str | None
+) -> Task:
+    """``POST /v2/tasks`` with ``type: import``: a new image filled from ``import_from``.
+
+    Runs as a web-download import of that new image, so it gets the same URI filter, fetch
+    hardening and failure handling.
+    """
+    task_input = _legacy_input(body)
+    uri = task_input["import_from"]
+    if not isinstance(uri, str) or not uri.lower().startswith(("http://", "https://")):
+        raise GlanceError(400, "URI for import_from must be an http or https URL.")
+    try:
+        validate_import_uri(uri)
+    except ImportURIRefused as refusal:
+        raise GlanceError(400, f"Import from URI does not pass filtering: {refusal}") from refusal
+    image = _legacy_image(task_input, credentials)
+    request = ImportRequest(
+        "web-download", uri, [], True, {"method": {"name": "web-download", "uri": uri}}
+    )
+    task = Task.objects.create(
+        type="import",
+        owner=credentials.project_id or "",
+        image_id=image.id,
+        user_id=credentials.user_id,
+        request_id=request_id,
+        input={
+            **task_input,
+            "import_req": dict(request.body),
+            "backend": [stores.default_store().id],
+            "roles": sorted(credentials.roles),
+            "settings": import_settings_snapshot(),
+        },
+    )
+    image.take_import_lock(task.id)
+    _mark_importing_to(image, [stores.default_store().id])
+    enqueue_import(task)
+    return task
+
+
+def _legacy_input(body: object) -> dict:
+    if not isinstance(body, dict):
+        raise GlanceError(400, "Provided object does not match schema 'task': not an object")
+    if "type" not in body:
+        raise GlanceError(400, "Task 'type' is required")
+    if "input" not in body:
+        raise GlanceError(400, "Task 'input' is required")
+    extra = set(body) - {"type", "input"}
+    if extra:
+        raise GlanceError(
+            400,
+            "Provided object does not match schema 'task': Additional properties are not "
+            f"allowed ({', '.join(sorted(extra))} were unexpected)",
+        )
+    if body["type"] not in ("import", "api_image_import", "location_import"):
+        raise GlanceError(
+            400,
+            f"Provided object does not match schema 'task': '{body['type']}' is not one of "
+            "['import', 'api_image_import', 'location_import']",
+        )
+    if body["type"] != "import":
+        raise GlanceError(400, f"Task type {body['type']} cannot be created through the API.")
+    task_input = body["input"]
+    if not isinstance(task_input, dict) or "import_from" not in task_input:
+        raise GlanceError(400, "Input does not contain 'import_from' field")
+    return task_input
+
+
+def _legacy_image(task_input: dict, credentials: Credentials) -> Image:
+    from images import services as image_services
+
+    properties = task_input.get("image_properties") or {}
+    if not isinstance(properties, dict):
+        raise GlanceError(400, "Input 'image_properties' must be an object.")
+    image_body = {"container_format": "bare", **properties}
+    if task_input.get("import_from_format"):
+        image_body.setdefault("disk_format", task_input["import_from_format"])
+    image_services.validate_create_body(image_body)
+    return image_services.create_image(image_body, credentials)

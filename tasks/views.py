@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
+from tasks import services
 from tasks.models import Task, TaskStatus
 from tasks.serializers import image_task_row, task_stub, task_to_dict
 
@@ -18,7 +19,7 @@ SORT_KEYS = ("created_at", "updated_at", "expires_at", "status", "type", "id", "
 
 class TasksView(GlanceAPIView):
     # Glance enforces only tasks_api_access on /v2/tasks; get_tasks/add_task stay registered.
-    policy_map = {"get": "tasks_api_access"}
+    policy_map = {"get": "tasks_api_access", "post": "tasks_api_access"}
 
     def get(self, request):
         params = request.query_params
@@ -40,6 +41,15 @@ class TasksView(GlanceAPIView):
         if page and len(page) == limit:
             body["next"] = _link(params, marker=page[-1].id)
         return Response(body)
+
+    def post(self, request):
+        task = services.create_legacy_import_task(
+            self.json_body(), request.credentials, getattr(request._request, "request_id", None)
+        )
+        task.refresh_from_db()
+        response = Response(task_to_dict(task), status=201)
+        response["Location"] = request.build_absolute_uri(f"/v2/tasks/{task.id}")
+        return response
 
 
 class TaskView(GlanceAPIView):

@@ -343,7 +343,7 @@ def open_import_uri(
         location = response.getheader("Location")
         if response.status not in REDIRECT_STATUSES or not location:
             return _final_response(target.url, connection, response)
-        connection.close()
+        _discard(connection, response)
         target = _checked_fetch_target(urljoin(target.url, location.strip()), redirected=True)
     raise ImportFetchError(f"Too many redirects (more than {max_redirects}) fetching {uri}")
 
@@ -366,10 +366,17 @@ def _final_response(
 ) -> ImportResponse:
     if 200 <= response.status < 300:
         return ImportResponse(url, connection, response)
-    connection.close()
+    _discard(connection, response)
     raise ImportFetchError(
         f"Fetching {url} failed: HTTP {response.status} {response.reason}", status=response.status
     )
+
+
+def _discard(connection: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+    # When the server closes after the answer, http.client hands the socket over to the
+    # response, so closing the connection alone would leak it.
+    response.close()
+    connection.close()
 
 
 def _get(

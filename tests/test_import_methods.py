@@ -210,3 +210,64 @@ def test_import_to_unknown_store_is_409(owner, queued, two_stores):
 
     assert response.status_code == 409
     assert reloaded(queued).status == "uploading"
+
+
+def test_legacy_import_task_creates_and_fills_a_new_image(admin, web_server, allow_loopback):
+    body = {
+        "type": "import",
+        "input": {
+            "import_from": f"{web_server}/image",
+            "import_from_format": "raw",
+            "image_properties": {"name": "legacy", "os_distro": "cirros"},
+        },
+    }
+
+    response = admin.client().post(
+        "/v2/tasks", data=json.dumps(body), content_type="application/json"
+    )
+
+    assert response.status_code == 201
+    created = response.json()
+    assert response["Location"] == f"http://testserver/v2/tasks/{created['id']}"
+    assert created["input"] == body["input"]
+    task = Task.objects.get(pk=created["id"])
+    image = reloaded_image(task.image_id)
+    assert (task.status, task.result) == ("success", {"image_id": image.id})
+    assert (image.name, image.status, image.size) == ("legacy", "active", len(DATA))
+    assert image.property_dict()["os_distro"] == "cirros"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"input": {}}, "Task 'type' is required"),
+        (
+            {"type": "import", "input": {"import_from": "file:///etc/passwd"}},
+            "URI for import_from must be an http or https URL.",
+        ),
+        (
+            {"type": "import", "input": {}, "extra": 1},
+            "Provided object does not match schema 'task': Additional properties are not allowed (extra were unexpected)",
+        ),
+    ],
+)
+def test_legacy_import_task_refusals(admin, body, message):
+    response = admin.client().post(
+        "/v2/tasks", data=json.dumps(body), content_type="application/json", HTTP_ACCEPT=JSON
+    )
+
+    assert response.status_code == 400
+    assert error_message(response) == message
+    assert not Task.objects.exists()
+
+
+def test_legacy_import_task_is_admin_only(owner):
+    response = owner.client().post("/v2/tasks", data="{}", content_type="application/json")
+
+    assert response.status_code == 403
+
+
+def reloaded_image(image_id: str):
+    from images.models import Image
+
+    return Image.objects.get(pk=image_id)

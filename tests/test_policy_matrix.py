@@ -41,6 +41,7 @@ MATRIX = [
     ("get", "info/import", None, (200, 200, 200, 200, 200, 401)),
     ("get", "images/<str:image_id>/tasks", None, (200, 200, 200, 404, 200, 401)),
     ("get", "tasks", None, (200, 403, 403, 403, 403, 401)),
+    ("post", "tasks", {"input": {}}, (400, 403, 403, 403, 403, 401)),
     ("get", "tasks/<str:task_id>", None, (404, 403, 403, 403, 403, 401)),
     ("delete", "tasks/<str:task_id>", None, (405, 403, 403, 403, 403, 401)),
     ("post", "images/<str:image_id>/actions/deactivate", None, (204, 204, 403, 404, 403, 401)),
