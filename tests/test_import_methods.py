@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import subprocess
 import threading
 
 import pytest
@@ -271,3 +272,24 @@ def reloaded_image(image_id: str):
     from images.models import Image
 
     return Image.objects.get(pk=image_id)
+
+
+def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, tmp_path, data_dir):
+    source = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    settings.IMAGE_CONVERSION_OUTPUT_FORMAT = "raw"
+    image = make_image(disk_format="qcow2", container_format="bare")
+    owner.client().put(
+        f"/v2/images/{image.id}/stage",
+        data=source.read_bytes(),
+        content_type="application/octet-stream",
+    )
+
+    start_import(owner, image, {"method": {"name": "glance-direct"}})
+
+    image = reloaded(image)
+    stored = (data_dir / "images" / image.id).read_bytes()
+    assert (image.status, image.disk_format) == ("active", "raw")
+    assert image.size == image.virtual_size == 4 * 1024 * 1024 == len(stored)
+    assert image.checksum == hashlib.md5(stored).hexdigest()
