@@ -6,6 +6,8 @@ import sys
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from tasks.schedules import ensure_schedules
+
 
 class Command(BaseCommand):
     help = "Serve the API with gunicorn and run the django-q2 worker beside it until stopped."
@@ -20,6 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: str, workers: str, **options):
         # Uploads cut off by a previous stop would otherwise wait for their next PUT /file.
         call_command("recover_uploads", stdout=self.stdout)
+        # Housekeeping (recover_imports, cleanup_staging, purge_tasks) runs in the job worker.
+        ensure_schedules()
         python = sys.executable
         gunicorn = [
             python, "-m", "gunicorn", "imageservice.wsgi:application",

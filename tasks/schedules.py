@@ -1,0 +1,56 @@
+"""The django-q2 schedules that run housekeeping (``tasks.housekeeping``) in the job worker.
+
+Each runs a management command through ``django.core.management.call_command``, so a schedule
+and an operator at the shell take the same path:
+
+=================  ===============  =========================================================
+schedule name      every            why this often
+=================  ===============  =========================================================
+recover_imports    5 minutes        a task is stale after IMPORT_STALE_SECONDS (default 300 s)
+                                    without a heartbeat; a killed worker's image is retryable
+                                    again within about ten minutes.
+cleanup_staging    60 minutes       staged files only cost disk space; files of uploading or
+                                    importing images wait 24 h (``--older-than``) anyway.
+purge_tasks        60 minutes       tasks expire TASK_TIME_TO_LIVE hours (default 48) after
+                                    they finish; an hour late is invisible to users.
+=================  ===============  =========================================================
+
+``ensure_schedules()`` is idempotent: it creates missing rows and brings existing ones back to
+these values (keeping their ``next_run``, so calling it at every start postpones nothing).
+Operators may pause a schedule by setting its ``repeats`` to 0 in the admin; that is respected.
+"""
+
+from __future__ import annotations
+
+from django_q.models import Schedule
+
+CALL_COMMAND = "django.core.management.call_command"
+
+# name → interval in minutes; the name is also the command run.
+HOUSEKEEPING = {
+    "recover_imports": 5,
+    "cleanup_staging": 60,
+    "purge_tasks": 60,
+}
+
+
+def ensure_schedules() -> list[Schedule]:
+    """Create or update the housekeeping schedules; return them."""
+    schedules = []
+    for command, minutes in HOUSEKEEPING.items():
+        wanted = {
+            "func": CALL_COMMAND,
+            "args": repr((command,)),
+            "kwargs": None,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": minutes,
+        }
+        schedule = Schedule.objects.filter(name=command).order_by("id").first()
+        if schedule is None:
+            schedule = Schedule.objects.create(name=command, repeats=-1, **wanted)
+        elif any(getattr(schedule, key) != value for key, value in wanted.items()):
+            for key, value in wanted.items():
+                setattr(schedule, key, value)
+            schedule.save(update_fields=list(wanted))
+        schedules.append(schedule)
+    return schedules
