@@ -8,6 +8,11 @@ on that server, created at session start and dropped at the end. The demo accoun
 operator  project "admin", roles admin, member, reader
 user      project "demo", roles member, reader: owns the images the tests create
 other     project "other", roles member, reader: the project images are shared with
+
+For the import tests the server lets web-download fetch from 127.0.0.1 on one reserved port
+(``LiveService.import_source_port``), and ``live_worker`` runs ``manage.py qcluster`` beside it
+with the same environment. Every subprocess loads a generated settings module that gives the job
+queue a cluster name of its own, so sessions sharing a Redis server never take each other's jobs.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -58,11 +64,18 @@ class LiveService:
     env: dict[str, str] = field(repr=False)
     access_log: Path = field(repr=False)
     data_dir: Path = field(repr=False)
+    # The port on 127.0.0.1 that web-download may fetch from (IMPORT_ALLOWED_HOSTS/_PORTS).
+    import_source_port: int = 0
 
     @property
     def store_dir(self) -> Path:
         """Where the single filesystem store keeps image data: DATA_DIR/images."""
         return self.data_dir / "images"
+
+    @property
+    def staging_dir(self) -> Path:
+        """The staging area (NODE_STAGING_URI's default): DATA_DIR/staging."""
+        return self.data_dir / "staging"
 
     def manage(self, *args: str) -> str:
         """Run a management command against the live server's database; return its stdout."""
@@ -175,6 +188,19 @@ def stop(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def write_live_settings(directory: Path) -> str:
+    """A settings module (returned as its name) that is ``imageservice.settings`` with a job
+    queue cluster name unique to this session: django-q2 names the Redis list after it."""
+    directory.mkdir()
+    name = f"imageservice-live-{uuid.uuid4().hex[:12]}"
+    (directory / "imageservice_live_settings.py").write_text(
+        "from imageservice.settings import *  # noqa: F403\n"
+        "from imageservice.settings import Q_CLUSTER\n"
+        f"Q_CLUSTER = {{**Q_CLUSTER, 'name': {name!r}}}\n"
+    )
+    return "imageservice_live_settings"
+
+
 def start_gunicorn(port: int, env: dict[str, str], access_log: Path, server_log: Path):
     gunicorn = [
         sys.executable, "-m", "gunicorn", "imageservice.wsgi:application",
@@ -205,11 +231,17 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
         # and the glance CLI must not pick up a developer's OS_* cloud settings.
         if key != "PUBLIC_ENDPOINT" and not key.startswith("OS_")
     }
+    settings_dir = root / "settings"
+    import_source_port = free_port()
     env.update(
         DATA_DIR=str(root / "data"),
         # The glance CLI caches the schemas it downloads under ~/.glanceclient.
         HOME=str(home),
-        DJANGO_SETTINGS_MODULE="imageservice.settings",
+        DJANGO_SETTINGS_MODULE=write_live_settings(settings_dir),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(settings_dir), env.get("PYTHONPATH")])),
+        # web-download refuses loopback and ports other than 80/443 unless the operator allows.
+        IMPORT_ALLOWED_HOSTS="127.0.0.1",
+        IMPORT_ALLOWED_PORTS=f"80,443,{import_source_port}",
     )
     for variable, token in DEMO_TOKENS.values():
         env[variable] = token
@@ -222,6 +254,8 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
         env.pop("DATABASE_URL", None)
 
     port = free_port()
+    while port == import_source_port:
+        port = free_port()
     url = f"http://127.0.0.1:{port}"
     access_log = root / "access.log"
     access_log.touch()
@@ -239,7 +273,12 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
         server = start_gunicorn(port, env, access_log, server_log)
         wait_until_serving(url, server, server_log)
         yield LiveService(
-            url=url, env=env, access_log=access_log, data_dir=root / "data", **accounts
+            url=url,
+            env=env,
+            access_log=access_log,
+            data_dir=root / "data",
+            import_source_port=import_source_port,
+            **accounts,
         )
     finally:
         if server is not None:
@@ -275,3 +314,59 @@ def extra_live_service(live_service, tmp_path_factory) -> Iterator[Callable[...,
     finally:
         for server in servers:
             stop(server)
+
+
+class LiveWorker:
+    """``manage.py qcluster`` in a process group of its own, with the live server's environment;
+    its log (django-q's messages, job tracebacks) goes to ``log``."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                # Its own group, so kill() reaches the sentinel and every worker process at once.
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the whole cluster, as an OOM killer or a pulled plug would."""
+        assert self.process is not None and self.process.poll() is None, "not running"
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_worker(live_service, tmp_path_factory) -> Iterator[LiveWorker]:
+    """The job worker that runs accepted imports for the live server; stopped at session end."""
+    worker = LiveWorker(live_service.env, tmp_path_factory.mktemp("live-worker") / "qcluster.log")
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
