@@ -17,6 +17,7 @@ queue a cluster name of its own, so sessions sharing a Redis server never take e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -350,14 +351,10 @@ class LiveWorker:
             return
         if self.process.poll() is None:
             self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
-        except ProcessLookupError:
-            pass
         self.process.wait()
 
 
