@@ -35,3 +35,4 @@ migrations-check: install
 bench: install
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/data.py
+	$(PY) benchmarks/imports.py

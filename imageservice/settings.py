@@ -234,6 +234,9 @@ Q_CLUSTER = {
     "retry": env_int("Q_RETRY", 3700),
     "max_attempts": 1,
     "catch_up": False,
+    # The ORM broker sleeps this long after an empty check: the worst-case wait before an
+    # import starts (0.05 s costs ~0.7 % idle CPU over the 0.2 s default; Redis needs none).
+    "poll": env_int("Q_POLL_MS", 50) / 1000,
     "label": "Jobs",
 }
 if REDIS_URL:
