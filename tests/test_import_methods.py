@@ -149,7 +149,7 @@ def test_decompression_plugin_stores_the_decompressed_bytes(owner, queued, setti
     assert (data_dir / "images" / image.id).read_bytes() == DATA
 
 
-def test_unknown_plugin_fails_the_task_clearly_and_keeps_staged_data(
+def test_failing_plugin_keeps_staged_data_and_a_retry_succeeds(
     owner, queued, settings, data_dir
 ):
     settings.IMAGE_IMPORT_PLUGINS = ["no_such_plugin"]
@@ -163,6 +163,13 @@ def test_unknown_plugin_fails_the_task_clearly_and_keeps_staged_data(
     assert task.status == "failure" and "Unknown import plugin: no_such_plugin" in task.message
     assert reloaded(queued).status == "uploading"
     assert (data_dir / "staging" / queued.id).read_bytes() == DATA
+
+    settings.IMAGE_IMPORT_PLUGINS = ["no_op"]
+    retried = start_import(owner, queued, {"method": {"name": "glance-direct"}})
+
+    assert retried.status_code == 202
+    assert reloaded(queued).status == "active"
+    assert (data_dir / "images" / queued.id).read_bytes() == DATA
 
 
 @pytest.fixture
