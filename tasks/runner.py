@@ -187,12 +187,20 @@ def _store_and_activate(
         written = _stream_into(task, image, context.data_path, first, judge=True)
     else:
         written = _move_staged_into(image, staged, first)
+    _store_done(image, first.id)
     for store in others:
         _stream_into(task, image, first.path_for(image.id), store, judge=False)
+        _store_done(image, store.id)
     _activate(task, image, written, [first, *others], context)
     if method != "copy-image":
         staging.remove_staged(image.id)
         StagedData.objects.filter(image=image).delete()
+
+
+def _store_done(image: Image, store_id: str) -> None:
+    """Shrink ``os_glance_importing_to_stores`` store by store, as Glance reports progress."""
+    remaining = [s for s in _split(image.property_dict().get(IMPORTING_TO_STORES)) if s != store_id]
+    image.set_system_property(IMPORTING_TO_STORES, ",".join(remaining))
 
 
 def _move_staged_into(image: Image, staged: StagedData, store) -> WrittenData:
@@ -287,6 +295,7 @@ def _copy_image(task: Task, image: Image) -> None:
     written = None
     for store in targets:
         written = _stream_into(task, image, source, store, judge=False)
+        _store_done(image, store.id)
     context = ImportContext(
         image_id=image.id,
         method="copy-image",
