@@ -220,13 +220,15 @@ def _record_staged(image: Image, written: WrittenData) -> None:
 
 
 def delete_data(image: Image) -> None:
-    """Remove the image's bytes from every store that holds them."""
+    """Remove the image's bytes from every store that holds them, and from staging."""
     known = stores.all_stores()
     for location in image.locations.all():
         store = known.get(location.store)
         if store is not None:
             store.delete(image.id)
     image.locations.all().delete()
+    staging.remove_staged(image.id)
+    StagedData.objects.filter(image=image).delete()
 
 
 # --- download --------------------------------------------------------------------------------

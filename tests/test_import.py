@@ -264,3 +264,13 @@ def test_tasks_api_is_admin_only(owner, admin, queued):
     assert [t["id"] for t in listed["tasks"]] == [task.id]
     assert shown["status"] == "success" and shown["result"] == {"image_id": queued.id}
     assert "roles" not in shown["input"] and "expires_at" in shown
+
+
+def test_deleting_a_staged_image_removes_its_staged_data(owner, queued, data_dir):
+    stage(owner, queued)
+
+    response = owner.client().delete(f"/v2/images/{queued.id}")
+
+    assert response.status_code == 204
+    assert not (data_dir / "staging" / queued.id).exists()
+    assert not StagedData.objects.filter(image_id=queued.id).exists()
