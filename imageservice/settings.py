@@ -103,6 +103,7 @@ MIDDLEWARE = [
     "imageservice.middleware.VersionAliasMiddleware",
     "imageservice.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,6 +159,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# gunicorn serves the console's CSS and JS through WhiteNoise, straight from the apps' static
+# directories, so no collectstatic step is needed; STATIC_ROOT must exist for it all the same.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["imageservice.identity.authentication.TokenAuthentication"],

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
 from django.urls import include, path, re_path
 
 from imageservice import versions
+from imageservice.admin_site import operator_site
 
 handler404 = "imageservice.errors.handler404"
 handler500 = "imageservice.errors.handler500"
@@ -13,7 +13,7 @@ handler500 = "imageservice.errors.handler500"
 urlpatterns = [
     path("versions", versions.versions),
     path("", versions.multiple_choices),
-    path("admin/", admin.site.urls),
+    path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),
     path("v2/", include("tasks.urls")),
     # Glance answers any unversioned or unknown-version path with the 300 document.

@@ -8,13 +8,14 @@ chain and activates the image — or puts everything back into a state the user 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
 from django_q.tasks import async_task
 
-from images.models import FAILED_IMPORT, IMPORTING_TO_STORES, Image, ImageStatus
+from images.models import FAILED_IMPORT, IMPORTING_TO_STORES, Image, ImageStatus, StagedData
 from images.storage import stores
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
@@ -278,3 +279,28 @@ def _legacy_image(task_input: dict, credentials: Credentials) -> Image:
         image_body.setdefault("disk_format", task_input["import_from_format"])
     image_services.validate_create_body(image_body)
     return image_services.create_image(image_body, credentials)
+
+
+def retry_import(task: Task, credentials: Credentials) -> Task:
+    """A new import of a failed glance-direct import's staged data, as ``POST /import`` would.
+
+    The failed import left the image ``uploading`` with its data staged (see tasks.runner), so
+    the original request and target stores are simply accepted again under the operator's
+    credentials and a fresh settings snapshot.
+    """
+    if task.status != TaskStatus.FAILURE:
+        raise GlanceError(409, "Only failed imports can be retried.")
+    request = parse_import_request((task.input or {}).get("import_req"))
+    if request.method != "glance-direct":
+        raise GlanceError(409, f"Only glance-direct imports can be retried, not {request.method}.")
+    image = Image.objects.filter(pk=task.image_id, deleted=False).first()
+    if image is None:
+        raise GlanceError(404, f"Image {task.image_id} no longer exists.")
+    if image.status != ImageStatus.UPLOADING or not StagedData.objects.filter(image=image).exists():
+        raise GlanceError(
+            409, f"Image {image.id} is {image.status} without staged data; stage it again."
+        )
+    check_status(image, request.method)
+    return accept_import(
+        image, request, list(task.input["backend"]), credentials, f"req-{uuid.uuid4()}"
+    )
