@@ -417,3 +417,38 @@ class StagedData(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id}: {self.size} bytes"
+
+
+class PropertyProtection(models.Model):
+    """One section of Glance's ``property_protection_file``, in file order.
+
+    ``pattern`` is a Python regular expression applied with search semantics to a custom
+    property's name; the first section that matches decides (``images/protections.py``). Each
+    ``*_rule`` holds, in the ``roles`` format, comma-separated lower-case role names (``@``
+    everyone, ``!`` or empty no one), in the ``policies`` format one policy rule name. No rows:
+    the feature is off, as in Glance without a protection file.
+    """
+
+    class RuleFormat(models.TextChoices):
+        ROLES = "roles"
+        POLICIES = "policies"
+
+    position = models.PositiveIntegerField(unique=True)
+    pattern = models.TextField()
+    rule_format = models.CharField(
+        max_length=16, choices=RuleFormat.choices, default=RuleFormat.ROLES
+    )
+    # Named *_rule: a field called `delete` would hide Model.delete().
+    create_rule = models.CharField(max_length=1024, blank=True)
+    read_rule = models.CharField(max_length=1024, blank=True)
+    update_rule = models.CharField(max_length=1024, blank=True)
+    delete_rule = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"[{self.pattern}] ({self.rule_format})"
+
+    def rule_for(self, operation: str) -> str:
+        return getattr(self, f"{operation}_rule")

@@ -13,6 +13,7 @@ import jsonpointer
 
 from images import validation
 from images.models import Image, ImageStatus
+from images.protections import PropertyAccess
 from imageservice.errors import GlanceError
 
 MEDIA_TYPE_V20 = "application/openstack-images-v2.0-json-patch"
@@ -91,9 +92,13 @@ def _attribute_name(path: object) -> str:
     return parts[0]
 
 
-def image_document(image: Image) -> dict[str, object]:
-    """The writable view of an image that operations are applied to."""
-    document: dict[str, object] = dict(image.property_dict())
+def image_document(image: Image, access: PropertyAccess | None = None) -> dict[str, object]:
+    """The writable view of an image that operations are applied to.
+
+    Properties ``access`` may not read are left out: to the caller they do not exist.
+    """
+    properties = image.property_dict()
+    document: dict[str, object] = access.readable(properties) if access else dict(properties)
     for name in validation.WRITABLE_BASE_ATTRIBUTES - {"tags"}:
         document[name] = getattr(image, name)
     document["tags"] = image.tag_list()
@@ -101,11 +106,16 @@ def image_document(image: Image) -> dict[str, object]:
 
 
 def apply_operations(
-    image: Image, operations: list[Operation], media_type: str, is_admin: bool
+    image: Image,
+    operations: list[Operation],
+    media_type: str,
+    is_admin: bool,
+    access: PropertyAccess | None = None,
 ) -> dict[str, object]:
-    document = image_document(image)
+    """The patched document; ``access``: the caller's property protections, if any."""
+    document = image_document(image, access)
     for operation in operations:
-        _check_operation(image, document, operation, media_type, is_admin)
+        _check_operation(image, document, operation, media_type, is_admin, access)
         document = jsonpatch.apply_patch(document, [_rfc6902(operation)])
     return document
 
@@ -119,7 +129,12 @@ def _rfc6902(operation: Operation) -> dict[str, object]:
 
 
 def _check_operation(
-    image: Image, document: dict, operation: Operation, media_type: str, is_admin: bool
+    image: Image,
+    document: dict,
+    operation: Operation,
+    media_type: str,
+    is_admin: bool,
+    access: PropertyAccess | None,
 ) -> None:
     name = operation.name
     if name in validation.READ_ONLY_ATTRIBUTES:
@@ -130,6 +145,8 @@ def _check_operation(
         _check_base_operation(image, operation, media_type, is_admin)
     else:
         _check_custom_operation(document, operation, media_type)
+        if access is not None:
+            _check_protection(image, operation, access)
     if operation.op != "remove":
         validation.validate_against_schema({name: operation.value})
 
@@ -157,6 +174,19 @@ def _check_custom_operation(document: dict, operation: Operation, media_type: st
         validation.check_custom_names([name])
     elif not exists:
         raise GlanceError(409, f"Property {name} does not exist.")
+
+
+def _check_protection(image: Image, operation: Operation, access: PropertyAccess) -> None:
+    # Runs after _check_custom_operation, so replace/remove of a property the caller cannot
+    # read already got Glance's 409 "does not exist". Whether an add creates or updates is
+    # judged on the stored set: Glance judged it on the caller's view and then failed with a
+    # 500 saving over the hidden property (internals §5.4).
+    if operation.op == "remove":
+        access.require("delete", operation.name)
+    elif operation.op == "replace" or operation.name in image.property_dict():
+        access.require("update", operation.name)
+    else:
+        access.require("create", operation.name)
 
 
 def split_document(document: dict) -> tuple[dict[str, object], dict[str, str], set[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -20,11 +21,14 @@ def glance_timestamp(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def image_to_dict(image: Image, *, viewer_is_admin: bool) -> dict[str, object]:
+def image_to_dict(
+    image: Image, *, viewer_is_admin: bool, readable: Callable[[str], bool] | None = None
+) -> dict[str, object]:
+    """``readable``: property protections' read check for the viewer (None: show all)."""
     body: dict[str, object] = {
         name: value
         for name, value in image.property_dict().items()
-        if name not in HIDDEN_PROPERTIES
+        if name not in HIDDEN_PROPERTIES and (readable is None or readable(name))
     }
     body.update(
         {

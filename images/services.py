@@ -19,6 +19,7 @@ from images.models import (
     MemberStatus,
     Visibility,
 )
+from images.protections import PropertyAccess
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import authorize, refuse
@@ -71,8 +72,13 @@ def create_refusal(body: Mapping[str, object], credentials: Credentials) -> Glan
     return refuse("add_image")
 
 
-def create_image(body: Mapping[str, object], credentials: Credentials) -> Image:
-    """Create a queued image from a body that passed ``validate_create_body`` and ``add_image``."""
+def create_image(
+    body: Mapping[str, object], credentials: Credentials, access: PropertyAccess | None = None
+) -> Image:
+    """Create a queued image from a body that passed ``validate_create_body`` and ``add_image``.
+
+    ``access``: the API caller's property protections (None: a trusted, unprotected write).
+    """
     owner = body.get("owner") or credentials.project_id
     check_visibility_change(credentials, body.get("visibility"), create_target(body, credentials))
     for name in body:
@@ -81,6 +87,11 @@ def create_image(body: Mapping[str, object], credentials: Credentials) -> Image:
         if validation.is_reserved(name):
             raise validation.reserved_error(name)
     properties = {k: v for k, v in body.items() if k not in validation.BASE_ATTRIBUTES}
+    # Property protections (internals §5.4). Unlike Glance, a property the caller may create
+    # but not read is stored (Glance silently drops it); responses just never show it.
+    if access is not None:
+        for name in properties:
+            access.require("create", name)
     tags = set(body.get("tags") or [])
     image_id = body.get("id") or None
     validation.check_property_quota(image_id or "", len(properties))
@@ -113,8 +124,15 @@ def _add_tags(image: Image, tags: set[str]) -> None:
 
 def _replace_properties(image: Image, properties: Mapping[str, str]) -> None:
     # os_glance_* rows belong to the import machinery, which may change them concurrently.
-    image.properties.exclude(name__startswith="os_glance").delete()
-    _add_properties(image, {k: v for k, v in properties.items() if not k.startswith("os_glance")})
+    # Only rows whose value changes are written, so properties a PATCH did not touch (above all
+    # those hidden from the caller by property protections) stay exactly as stored.
+    wanted = {k: v for k, v in properties.items() if not k.startswith("os_glance")}
+    stored = {k: v for k, v in image.property_dict().items() if not k.startswith("os_glance")}
+    image.properties.filter(name__in=[k for k in stored if k not in wanted]).delete()
+    for name, value in wanted.items():
+        if name in stored and stored[name] != value:
+            image.properties.filter(name=name).update(value=value)
+    _add_properties(image, {k: v for k, v in wanted.items() if k not in stored})
 
 
 def _replace_tags(image: Image, tags: set[str]) -> None:

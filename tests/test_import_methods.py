@@ -149,9 +149,7 @@ def test_decompression_plugin_stores_the_decompressed_bytes(owner, queued, setti
     assert (data_dir / "images" / image.id).read_bytes() == DATA
 
 
-def test_failing_plugin_keeps_staged_data_and_a_retry_succeeds(
-    owner, queued, settings, data_dir
-):
+def test_failing_plugin_keeps_staged_data_and_a_retry_succeeds(owner, queued, settings, data_dir):
     settings.IMAGE_IMPORT_PLUGINS = ["no_such_plugin"]
     owner.client().put(
         f"/v2/images/{queued.id}/stage", data=DATA, content_type="application/octet-stream"

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from images import patch, services
 from images.filters import list_images
 from images.models import Image
+from images.protections import access_for
 from images.serializers import image_to_dict
 from images.storage import stores
 from imageservice.api import GlanceAPIView, no_content
@@ -29,9 +30,11 @@ class ImagesView(GlanceAPIView):
 
     def get(self, request):
         page = list_images(request, self.is_admin)
+        readable = access_for(request).can_read  # property protections: hide unreadable ones
         body = {
             "images": [
-                image_to_dict(image, viewer_is_admin=self.is_admin) for image in page.images
+                image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable)
+                for image in page.images
             ],
             "first": page.first,
             "schema": "/v2/schemas/images",
@@ -41,9 +44,11 @@ class ImagesView(GlanceAPIView):
         return Response(body)
 
     def post(self, request):
-        image = services.create_image(self.json_body(), request.credentials)
+        access = access_for(request)
+        image = services.create_image(self.json_body(), request.credentials, access)
         image = Image.objects.for_display().get(pk=image.pk)
-        response = Response(image_to_dict(image, viewer_is_admin=self.is_admin), status=201)
+        body = image_to_dict(image, viewer_is_admin=self.is_admin, readable=access.can_read)
+        response = Response(body, status=201)
         response["Location"] = request.build_absolute_uri(f"/v2/images/{image.id}")
         if settings.ENABLE_IMAGE_IMPORT and settings.ENABLED_IMPORT_METHODS:
             # openstacksdk imports only with a method this header names.
@@ -60,13 +65,15 @@ class ImageView(GlanceAPIView):
 
     def get(self, request, image_id: str):
         image = self.get_image(image_id)
-        return Response(image_to_dict(image, viewer_is_admin=self.is_admin))
+        readable = access_for(request).can_read
+        return Response(image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable))
 
     def patch(self, request, image_id: str):
         media_type = patch.check_media_type(request.headers.get("Content-Type", ""))
         image = self.get_image(image_id)
         operations = patch.parse_operations(self.json_body(), media_type)
-        document = patch.apply_operations(image, operations, media_type, self.is_admin)
+        access = access_for(request)
+        document = patch.apply_operations(image, operations, media_type, self.is_admin, access)
         if document.get("visibility") != image.visibility:
             services.check_visibility_change(
                 request.credentials,
@@ -74,9 +81,13 @@ class ImageView(GlanceAPIView):
                 image.policy_target(self.credentials),
             )
         fields, properties, tags = patch.split_document(document)
+        # Properties the caller cannot read never entered the document: keep them as stored.
+        mentioned = {operation.name for operation in operations}
+        properties = {**access.hidden(image.property_dict(), mentioned), **properties}
         services.check_patch_quotas(image, properties, tags)
         image = services.save_image_changes(image, fields, properties, tags)
-        return Response(image_to_dict(image, viewer_is_admin=self.is_admin))
+        body = image_to_dict(image, viewer_is_admin=self.is_admin, readable=access.can_read)
+        return Response(body)
 
     def delete(self, request, image_id: str):
         services.delete_image(self.get_image(image_id))

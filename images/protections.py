@@ -1,0 +1,181 @@
+"""Property protections: who may create, read, update or delete which custom properties.
+
+Glance's ``property_protection_file`` (glance-import-internals.md §5) kept as ordered
+``PropertyProtection`` rows. The semantics follow Glance's:
+
+- no rows at all: the feature is off and every custom property is free;
+- otherwise sections are tried in order, their pattern applied with ``re.search``; the first
+  match decides and **no match denies**, admins included (there is no admin bypass);
+- an implicit ``[os_glance.*]`` section allowing everyone comes first and user sections whose
+  pattern starts with ``os_glance`` are ignored, so the import machinery's properties always work.
+
+Core attributes (``name``, ``visibility``, …) are never governed here; the API refuses
+``os_glance*`` keys as reserved before protections are consulted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from images.models import PropertyProtection
+from imageservice.errors import GlanceError
+from imageservice.identity.credentials import Credentials
+from imageservice.policy.engine import get_policy
+
+logger = logging.getLogger(__name__)
+
+OPERATIONS = ("create", "read", "update", "delete")
+EVERYONE = "@"
+NO_ONE = "!"
+ROLES = PropertyProtection.RuleFormat.ROLES
+POLICIES = PropertyProtection.RuleFormat.POLICIES
+# Glance drops user sections starting with this and puts its own one first (LP #2085321).
+GLANCE_PREFIX = "os_glance"
+GLANCE_SECTION = "os_glance.*"
+
+
+def split_roles(value: str) -> frozenset[str]:
+    """A roles value as the set of lower-case names it lists (``@``/``!`` included)."""
+    return frozenset(role.strip().lower() for role in value.split(",") if role.strip())
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section: a pattern and, per operation, a roles list or a policy rule name."""
+
+    pattern: str
+    rule_format: str
+    rules: Mapping[str, str]
+
+    @classmethod
+    def from_row(cls, row: PropertyProtection) -> Section:
+        return cls(row.pattern, row.rule_format, {op: row.rule_for(op) for op in OPERATIONS})
+
+    def allows(self, operation: str, credentials: Credentials) -> bool:
+        value = self.rules.get(operation, "").strip()
+        if self.rule_format == POLICIES and value not in ("", EVERYONE, NO_ONE):
+            return _policy_allows(value, credentials)
+        roles = split_roles(value)
+        # An empty value lists no one; `!` wins over anything else listed (fail closed).
+        if NO_ONE in roles:
+            return False
+        # Service-token roles count too, as in Glance (which, unlike us, also leaks them into
+        # the caller's context for later checks in the same request).
+        return EVERYONE in roles or bool(roles & (credentials.roles | credentials.service_roles))
+
+
+def _policy_allows(rule: str, credentials: Credentials) -> bool:
+    # Glance evaluates these with an empty target: only credential checks mean anything.
+    try:
+        return get_policy().authorize(rule, credentials, {})
+    except KeyError:
+        # The loader refuses unknown names, but the policy file may have changed since:
+        # an unknown rule denies (as oslo.policy's `rule:` check does) rather than a 500.
+        logger.error("Property protection names unknown policy rule %r; denying", rule)
+        return False
+
+
+_EVERYTHING = Section(GLANCE_SECTION, ROLES, dict.fromkeys(OPERATIONS, EVERYONE))
+
+
+class PropertyRules:
+    """The ordered sections in force; ``enabled`` is False when no section was configured."""
+
+    def __init__(self, sections: Sequence[Section]) -> None:
+        self.enabled = bool(sections)
+        kept = [s for s in sections if not s.pattern.startswith(GLANCE_PREFIX)]
+        self.sections = [_EVERYTHING, *kept] if self.enabled else []
+        self._compiled = [_compile(section.pattern) for section in self.sections]
+        self._broken = [
+            s for s, regex in zip(self.sections, self._compiled, strict=True) if not regex
+        ]
+
+    @classmethod
+    def from_database(cls) -> PropertyRules:
+        return cls([Section.from_row(row) for row in PropertyProtection.objects.all()])
+
+    def section_for(self, name: str) -> Section | None:
+        """The first section whose pattern is found in ``name`` (search, not match)."""
+        for section, regex in zip(self.sections, self._compiled, strict=True):
+            if regex is None or regex.search(name):
+                return section
+        return None
+
+    def can(self, operation: str, name: str, credentials: Credentials) -> bool:
+        """Whether ``credentials`` may ``operation`` the custom property ``name``."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"Unknown property operation {operation!r}")
+        if not self.enabled:
+            return True
+        section = self.section_for(name)
+        if section is None or section in self._broken:
+            return False
+        return section.allows(operation, credentials)
+
+
+def _compile(pattern: str) -> re.Pattern | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        # The loader refuses such patterns; a row edited by hand past it fails closed: it
+        # matches every name and allows nothing, rather than letting names fall through.
+        logger.error("Property protection pattern %r is not a valid regular expression", pattern)
+        return None
+
+
+class PropertyAccess:
+    """The rules bound to one caller, with each answer remembered for the request."""
+
+    def __init__(self, rules: PropertyRules, credentials: Credentials) -> None:
+        self.rules = rules
+        self.credentials = credentials
+        self._answers: dict[tuple[str, str], bool] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rules.enabled
+
+    def can(self, operation: str, name: str) -> bool:
+        key = (operation, name)
+        if key not in self._answers:
+            self._answers[key] = self.rules.can(operation, name, self.credentials)
+        return self._answers[key]
+
+    def can_read(self, name: str) -> bool:
+        return self.can("read", name)
+
+    def require(self, operation: str, name: str) -> None:
+        """403 unless the caller may ``operation`` ``name``.
+
+        Glance answers "Attribute 'P' is reserved." to all three refusals; ours says which
+        operation was refused.
+        """
+        if not self.can(operation, name):
+            raise GlanceError(
+                403, f"Property '{name}' is protected: you are not permitted to {operation} it."
+            )
+
+    def readable(self, properties: Mapping[str, str]) -> dict[str, str]:
+        return {name: value for name, value in properties.items() if self.can_read(name)}
+
+    def hidden(
+        self, properties: Mapping[str, str], mentioned: Collection[str] = ()
+    ) -> dict[str, str]:
+        """The properties the caller cannot see and did not name: a PATCH keeps them as stored."""
+        return {
+            name: value
+            for name, value in properties.items()
+            if not self.can_read(name) and name not in mentioned
+        }
+
+
+def access_for(request) -> PropertyAccess:
+    """The caller's access, with the rules read from the database once per request."""
+    if not hasattr(request, "_property_access"):
+        request._property_access = PropertyAccess(
+            PropertyRules.from_database(), request.credentials
+        )
+    return request._property_access
