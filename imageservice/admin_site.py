@@ -50,6 +50,12 @@ class OperatorAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return is_operator(request)
 
+    def get_urls(self):
+        # Pages that are not about one model (policy, staging); imported late, as they need apps.
+        from imageservice.policy_admin import operator_urls
+
+        return [*operator_urls(self), *super().get_urls()]
+
 
 class OperatorPermissions:
     """ModelAdmin mixin: an operator may do everything a ModelAdmin does not switch off itself."""

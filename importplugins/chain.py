@@ -28,22 +28,28 @@ CHAINLESS_METHODS = frozenset({"copy-image"})
 def import_settings_snapshot() -> dict:
     """The plugin settings as they are now, to store with an accepted import (JSON-serialisable).
 
+    The values come from :func:`tasks.import_settings.current`: the console's row, else the
+    environment.
+
     The import runs later, perhaps on another worker; it reads this snapshot (as
     ``ImportContext.settings``), so changing the settings never alters an accepted import.
     Raises a permanent :class:`ImportPluginError` if ``INJECT_METADATA_PROPERTIES`` is malformed
     (the start-up check reports that earlier).
     """
+    from tasks.import_settings import current  # the console's settings, else the environment
+
+    values = current()
     try:
-        inject = parse_inject_properties(settings.INJECT_METADATA_PROPERTIES)
+        inject = parse_inject_properties(values.inject_metadata_properties)
     except ValueError as error:
         raise ImportPluginError(
             f"INJECT_METADATA_PROPERTIES is invalid: {error}", permanent=True
         ) from error
     return {
-        "import_plugins": list(settings.IMAGE_IMPORT_PLUGINS),
+        "import_plugins": list(values.import_plugins),
         "inject_metadata_properties": inject,
-        "ignore_user_roles": list(settings.IGNORE_USER_ROLES),
-        "image_conversion_output_format": settings.IMAGE_CONVERSION_OUTPUT_FORMAT,
+        "ignore_user_roles": list(values.ignore_user_roles),
+        "image_conversion_output_format": values.image_conversion_output_format,
         "image_conversion_timeout": getattr(settings, "IMAGE_CONVERSION_TIMEOUT", 3600),
         "image_size_cap": settings.IMAGE_SIZE_CAP,
     }

@@ -26,6 +26,8 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 from django.conf import settings
 
+from tasks.import_settings import current
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -101,12 +103,12 @@ def _check_scheme(uri: str, parts: SplitResult) -> str:
     scheme = parts.scheme.lower()
     if not scheme:
         raise _refused(uri, "the scheme is missing")
-    allowed = _lower_set(settings.IMPORT_ALLOWED_SCHEMES)
+    allowed = _lower_set(current().allowed_schemes)
     # Glance: a non-empty allow-list makes the deny-list of the same level irrelevant.
     if allowed:
         if scheme not in allowed:
             raise _refused(uri, f"scheme {scheme} is not allowed")
-    elif scheme in _lower_set(settings.IMPORT_DISALLOWED_SCHEMES):
+    elif scheme in _lower_set(current().disallowed_schemes):
         raise _refused(uri, f"scheme {scheme} is not allowed")
     return scheme
 
@@ -117,11 +119,11 @@ def _check_host(uri: str, parts: SplitResult) -> str:
     host = normalise_host(parts.hostname)
     if host is None:
         raise _refused(uri, f"host {parts.hostname} is not a valid address or host name")
-    allowed = _host_set(settings.IMPORT_ALLOWED_HOSTS)
+    allowed = _host_set(current().allowed_hosts)
     if allowed:
         if host not in allowed:
             raise _refused(uri, f"host {host} is not allowed")
-    elif host in _host_set(settings.IMPORT_DISALLOWED_HOSTS):
+    elif host in _host_set(current().disallowed_hosts):
         raise _refused(uri, f"host {host} is not allowed")
     return host
 
@@ -135,11 +137,11 @@ def _check_port(uri: str, parts: SplitResult) -> int | None:
     # when 443 is not in the allow-list.
     if port is None:
         return None
-    allowed = _str_set(settings.IMPORT_ALLOWED_PORTS)
+    allowed = _str_set(current().allowed_ports)
     if allowed:
         if str(port) not in allowed:
             raise _refused(uri, f"port {port} is not allowed")
-    elif str(port) in _str_set(settings.IMPORT_DISALLOWED_PORTS):
+    elif str(port) in _str_set(current().disallowed_ports):
         raise _refused(uri, f"port {port} is not allowed")
     return port
 
@@ -198,7 +200,7 @@ def _resolve(uri: str, host: str) -> tuple[IPAddress, ...]:
 
 def _check_addresses(uri: str, host: str, addresses: tuple[IPAddress, ...]) -> None:
     # Operators may point imports at internal mirrors, but only by naming the host explicitly.
-    if host in _host_set(settings.IMPORT_ALLOWED_HOSTS):
+    if host in _host_set(current().allowed_hosts):
         return
     # Every answer must be acceptable: one public record next to a private one would otherwise
     # let a DNS owner pick which of them we connect to.

@@ -31,6 +31,9 @@ from tasks.web_download import (
     validate_import_uri,
 )
 
+# The URI filter reads its lists from the import settings in the database.
+pytestmark = pytest.mark.django_db
+
 PUBLIC_IP = "93.184.216.34"
 PAYLOAD = bytes(range(256)) * (3 * 4096) + b"tail!!!"  # 3 MiB and a few bytes
 STALL_LIMIT = 10  # seconds a stalling handler waits at most, so teardown never hangs

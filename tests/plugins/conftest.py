@@ -58,3 +58,8 @@ def run(*command: str | Path) -> str:
     return subprocess.run(
         [str(part) for part in command], check=True, capture_output=True, text=True
     ).stdout
+
+
+@pytest.fixture(autouse=True)
+def _database(db):
+    """Import settings are read from the database (tasks.import_settings.current)."""

@@ -1,0 +1,211 @@
+"""Operator console pages beside the models: the policy in force with an explain form, and the
+staging area with its cleanup.
+
+Both answer with the same code as their commands: ``explain()`` here serves ``explain_policy``,
+and the staging page runs ``tasks.housekeeping.cleanup_staging`` (a dry run to show the orphans,
+a real run for the cleanup button), as ``cleanup_staging`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+
+from images.models import Image
+from images.storage import staging
+from imageservice.identity.credentials import Credentials
+from imageservice.policy.defaults import DEFAULT_RULES
+from imageservice.policy.engine import Decision, Policy, get_policy
+from tasks.housekeeping import cleanup_staging
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+class ExplainError(ValueError):
+    """An unknown user, rule or image: the question cannot be asked."""
+
+
+def rule_source(policy: Policy, name: str) -> str:
+    """``default``, ``file`` (a rule only the file defines) or ``override`` (a file rule
+    replacing one of Glance's defaults)."""
+    source = policy.rules[name][1]
+    if source == "file" and name in DEFAULT_RULES:
+        return "override"
+    return source
+
+
+def effective_rules(policy: Policy | None = None) -> list[tuple[str, str, str]]:
+    """``(name, check string, source)`` for every rule in force, by name."""
+    policy = policy or get_policy()
+    return [
+        (name, check, rule_source(policy, name))
+        for name, (check, _) in sorted(policy.rules.items())
+    ]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    decision: Decision
+    source: str  # as rule_source() tells it: default, file or override
+    username: str
+    image_id: str | None
+
+    @property
+    def verdict(self) -> str:
+        return "allowed" if self.decision.allowed else "denied"
+
+    def lines(self) -> list[str]:
+        decision = self.decision
+        about = f" on image {self.image_id}" if self.image_id else ""
+        checks = decision.deciding_checks or ["(none)"]
+        return [
+            f"{self.verdict.upper()}: {self.username} for {decision.rule}{about}",
+            f"rule: {decision.rule}",
+            f"check string: {decision.check_string or '(empty: always allowed)'}",
+            f"source: {self.source}",
+            "deciding checks:",
+            *(f"  {check}" for check in checks),
+        ]
+
+
+def explain(username: str, rule: str, image_id: str | None = None) -> Explanation:
+    """Whether ``username`` passes ``rule`` (on the image ``image_id``, else on a target of the
+    user's own project, as the API uses for requests about no image), and why."""
+    policy = get_policy()
+    if rule not in policy.rules:
+        raise ExplainError(f"Unknown policy rule '{rule}'.")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ExplainError(f"Unknown user '{username}'.")
+    credentials = Credentials.for_user(user)
+    if image_id:
+        image = Image.objects.alive().filter(pk=image_id).first()
+        if image is None:
+            raise ExplainError(f"Unknown image '{image_id}'.")
+        target = image.policy_target(credentials)
+    else:
+        target = {"project_id": credentials.project_id}
+    decision = policy.explain(rule, credentials, target)
+    return Explanation(decision, rule_source(policy, rule), username, image_id or None)
+
+
+class ExplainForm(forms.Form):
+    user = forms.CharField(label="User", max_length=150)
+    action = forms.ChoiceField(label="Action (rule)")
+    image = forms.CharField(label="Image ID", max_length=36, required=False)
+
+    def __init__(self, *args, rule_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [(name, name) for name in rule_names]
+
+
+def policy_view(request: HttpRequest, site) -> HttpResponse:
+    rules = effective_rules()
+    names = [name for name, _, _ in rules]
+    asked = "user" in request.GET
+    form = ExplainForm(request.GET if asked else None, rule_names=names)
+    explanation = None
+    if asked and form.is_valid():
+        data = form.cleaned_data
+        try:
+            explanation = explain(data["user"].strip(), data["action"], data["image"].strip())
+        except ExplainError as error:
+            form.add_error(None, str(error))
+    context = {
+        **site.each_context(request),
+        "title": "Policy",
+        "rules": rules,
+        "form": form,
+        "explanation": explanation,
+    }
+    return TemplateResponse(request, "admin/policy/policy.html", context)
+
+
+# --- staging --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagingEntry:
+    name: str
+    is_dir: bool
+    files: int
+    size: int
+    orphan: bool
+
+
+def staging_overview() -> dict[str, object]:
+    """What the staging root holds, and what ``cleanup_staging`` would remove (a dry run)."""
+    try:
+        root = staging.staging_root()
+    except ValueError as error:
+        return {"root": None, "problem": str(error), "entries": [], "files": 0, "bytes": 0}
+    report = cleanup_staging(dry_run=True)
+    would = [text for level, text in report.lines if level <= 1]
+    entries = []
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            files, size = _count(entry)
+            orphan = any(text.startswith(f"Would remove {entry.name} (") for text in would)
+            entries.append(StagingEntry(entry.name, entry.is_dir(), files, size, orphan))
+    return {
+        "root": root,
+        "problem": None if root.is_dir() else f"{root} does not exist",
+        "entries": entries,
+        "files": sum(entry.files for entry in entries),
+        "bytes": sum(entry.size for entry in entries),
+        "orphans": [entry for entry in entries if entry.orphan],
+        "orphan_bytes": sum(entry.size for entry in entries if entry.orphan),
+        "plan": would,
+        "summary": report.summary,
+    }
+
+
+def _count(entry: Path) -> tuple[int, int]:
+    if entry.is_symlink() or not entry.is_dir():
+        return 1, entry.lstat().st_size
+    files, size = 0, 0
+    for folder, _, names in os.walk(entry):
+        for name in names:
+            files, size = files + 1, size + (Path(folder) / name).lstat().st_size
+    return files, size
+
+
+def staging_view(request: HttpRequest, site) -> HttpResponse:
+    context = {**site.each_context(request), "title": "Staging area", **staging_overview()}
+    return TemplateResponse(request, "admin/staging/staging.html", context)
+
+
+def staging_cleanup_view(request: HttpRequest, site) -> HttpResponse:
+    report = cleanup_staging(dry_run=False)
+    for level, text in report.lines:
+        if level <= 1:
+            messages.info(request, text)
+    messages.success(request, report.summary)
+    return HttpResponseRedirect(reverse(f"{site.name}:staging"))
+
+
+def operator_urls(site) -> list:
+    """URL patterns for the operator site's ``get_urls``; every view needs the operator."""
+
+    def wrap(view, *decorators):
+        def bound(request, *args, **kwargs):
+            return view(request, site, *args, **kwargs)
+
+        for decorator in decorators:
+            bound = decorator(bound)
+        return site.admin_view(bound)
+
+    return [
+        path("policy/", wrap(policy_view), name="policy"),
+        path("staging/", wrap(staging_view), name="staging"),
+        path("staging/cleanup/", wrap(staging_cleanup_view, require_POST), name="staging_cleanup"),
+    ]

@@ -1,0 +1,152 @@
+"""The effective import settings: the console's ``ImportSettings`` row, else the environment.
+
+``current()`` is read when an import is accepted (the plugin values go into the task's input, see
+:func:`importplugins.chain.import_settings_snapshot`) and by the web-download URI filter.
+``seed_from_environment()`` and ``load_glance_conf()`` + ``apply()`` fill the row once, from the
+environment values or from a Glance ``glance-image-import.conf``
+(``manage.py load_import_settings``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+
+from tasks.models import ImportPluginStep, ImportSettings
+
+LIST_FIELDS = (
+    "ignore_user_roles",
+    "allowed_schemes",
+    "disallowed_schemes",
+    "allowed_hosts",
+    "disallowed_hosts",
+    "allowed_ports",
+    "disallowed_ports",
+)
+
+# Glance option (section, name) → our field. Options a file leaves out keep the environment value.
+GLANCE_OPTIONS = {
+    ("image_import_opts", "image_import_plugins"): "import_plugins",
+    ("inject_metadata_properties", "inject"): "inject_metadata_properties",
+    ("inject_metadata_properties", "ignore_user_roles"): "ignore_user_roles",
+    ("image_conversion", "output_format"): "image_conversion_output_format",
+    **{
+        ("import_filtering_opts", name): name for name in LIST_FIELDS if name != "ignore_user_roles"
+    },
+}
+
+
+@dataclass(frozen=True)
+class ImportSettingsValues:
+    """The values in force; ``inject_metadata_properties`` is unparsed ``k:v,k2:v2`` text."""
+
+    import_plugins: list[str]
+    inject_metadata_properties: str
+    ignore_user_roles: list[str]
+    image_conversion_output_format: str
+    allowed_schemes: list[str]
+    disallowed_schemes: list[str]
+    allowed_hosts: list[str]
+    disallowed_hosts: list[str]
+    allowed_ports: list[str]
+    disallowed_ports: list[str]
+    source: str = "environment"
+
+    def as_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values.pop("source")
+        return values
+
+
+def environment_values() -> ImportSettingsValues:
+    return ImportSettingsValues(
+        import_plugins=list(settings.IMAGE_IMPORT_PLUGINS),
+        inject_metadata_properties=settings.INJECT_METADATA_PROPERTIES,
+        ignore_user_roles=list(settings.IGNORE_USER_ROLES),
+        image_conversion_output_format=settings.IMAGE_CONVERSION_OUTPUT_FORMAT,
+        allowed_schemes=list(settings.IMPORT_ALLOWED_SCHEMES),
+        disallowed_schemes=list(settings.IMPORT_DISALLOWED_SCHEMES),
+        allowed_hosts=list(settings.IMPORT_ALLOWED_HOSTS),
+        disallowed_hosts=list(settings.IMPORT_DISALLOWED_HOSTS),
+        allowed_ports=[str(port) for port in settings.IMPORT_ALLOWED_PORTS],
+        disallowed_ports=[str(port) for port in settings.IMPORT_DISALLOWED_PORTS],
+    )
+
+
+def current() -> ImportSettingsValues:
+    """The database row's values if the row exists, else the environment settings."""
+    try:
+        row = ImportSettings.objects.filter(pk=ImportSettings.SINGLETON_ID).first()
+    except DatabaseError:
+        # No table yet (before migrate): the environment settings are all there is.
+        row = None
+    if row is None:
+        return environment_values()
+    return values_of(row)
+
+
+def values_of(row: ImportSettings) -> ImportSettingsValues:
+    return ImportSettingsValues(
+        import_plugins=[step.name for step in row.plugin_steps.order_by("position", "id")],
+        inject_metadata_properties=row.inject_metadata_properties,
+        image_conversion_output_format=row.image_conversion_output_format,
+        source="database",
+        **{name: split_list(getattr(row, name)) for name in LIST_FIELDS},
+    )
+
+
+def split_list(value: str) -> list[str]:
+    """oslo.config list syntax: ``a, b`` or ``['a', 'b']``; empty items are dropped."""
+    value = value.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    items = (item.strip().strip("\"'").strip() for item in value.split(","))
+    return [item for item in items if item]
+
+
+@transaction.atomic
+def apply(values: ImportSettingsValues) -> ImportSettings:
+    """Write ``values`` into the row (created if missing), replacing the plugin chain."""
+    row = ImportSettings.objects.filter(pk=ImportSettings.SINGLETON_ID).first()
+    row = row or ImportSettings(pk=ImportSettings.SINGLETON_ID)
+    row.inject_metadata_properties = values.inject_metadata_properties
+    row.image_conversion_output_format = values.image_conversion_output_format
+    for name in LIST_FIELDS:
+        setattr(row, name, ",".join(getattr(values, name)))
+    row.save()
+    row.plugin_steps.all().delete()
+    ImportPluginStep.objects.bulk_create(
+        ImportPluginStep(import_settings=row, position=position, name=name)
+        for position, name in enumerate(values.import_plugins, start=1)
+    )
+    return row
+
+
+def seed_from_environment() -> ImportSettings:
+    """Copy the environment settings into the database row."""
+    return apply(environment_values())
+
+
+def load_glance_conf(path: str | Path) -> ImportSettingsValues:
+    """Read Glance's ``glance-image-import.conf``; options it leaves out keep the environment's.
+
+    Raises ``FileNotFoundError`` or ``configparser.Error`` for a missing or unreadable file.
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    with open(path, encoding="utf-8") as handle:
+        parser.read_file(handle)
+    changes: dict[str, object] = {}
+    for (section, option), field in GLANCE_OPTIONS.items():
+        if not parser.has_option(section, option):
+            continue
+        raw = parser.get(section, option).strip()
+        if field in ("inject_metadata_properties", "image_conversion_output_format"):
+            changes[field] = raw.strip("\"'") if field.startswith("image_") else raw
+        else:
+            changes[field] = split_list(raw)
+    return dataclasses.replace(environment_values(), source=str(path), **changes)

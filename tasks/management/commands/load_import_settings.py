@@ -1,0 +1,56 @@
+"""Seed the import settings row from the environment or a Glance ``glance-image-import.conf``."""
+
+from __future__ import annotations
+
+import configparser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from importplugins.chain import installed_plugins
+from importplugins.conversion import OUTPUT_FORMATS
+from importplugins.inject_metadata import parse_inject_properties
+from tasks import import_settings
+
+
+class Command(BaseCommand):
+    help = (
+        "Store the import settings (plugin chain, inject properties, ignored roles, conversion "
+        "format, web-download filters) in the database, from the environment values "
+        "(--from-environment) or from a Glance glance-image-import.conf. Options the file "
+        "leaves out keep the environment values. Overwrites what the console holds."
+    )
+
+    def add_arguments(self, parser) -> None:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("conf", nargs="?", help="path of a glance-image-import.conf")
+        source.add_argument("--from-environment", action="store_true")
+
+    def handle(self, *args, conf=None, from_environment=False, **options) -> None:
+        if from_environment:
+            values = import_settings.environment_values()
+        else:
+            try:
+                values = import_settings.load_glance_conf(conf)
+            except (OSError, configparser.Error) as error:
+                raise CommandError(f"cannot read {conf}: {error}") from error
+        validate(values)
+        import_settings.apply(values)
+        self.stdout.write(f"Import settings loaded from {values.source}:")
+        for name, value in values.as_dict().items():
+            shown = ", ".join(value) if isinstance(value, list) else value
+            self.stdout.write(f"  {name}: {shown}")
+
+
+def validate(values: import_settings.ImportSettingsValues) -> None:
+    unknown = [name for name in values.import_plugins if name not in installed_plugins()]
+    if unknown:
+        raise CommandError(f"unknown import plugin(s): {', '.join(unknown)}")
+    try:
+        parse_inject_properties(values.inject_metadata_properties)
+    except ValueError as error:
+        raise CommandError(f"inject properties are invalid: {error}") from error
+    if values.image_conversion_output_format not in OUTPUT_FORMATS:
+        raise CommandError(
+            f"output format {values.image_conversion_output_format!r} is not one of "
+            f"{', '.join(sorted(OUTPUT_FORMATS))}"
+        )
