@@ -179,6 +179,8 @@ REST_FRAMEWORK = {
 PUBLIC_ENDPOINT = env_str("PUBLIC_ENDPOINT")
 # How long a process trusts a validated token (keystonemiddleware's token_cache_time).
 TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 5)
+# How long a process trusts the property protection rules it read (0: read every request).
+PROPERTY_RULES_CACHE_SECONDS = env_int("PROPERTY_RULES_CACHE_SECONDS", 2)
 POLICY_FILE = env_str("POLICY_FILE")
 LIMIT_PARAM_DEFAULT = env_int("LIMIT_PARAM_DEFAULT", 25)
 API_LIMIT_MAX = env_int("API_LIMIT_MAX", 1000)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 from rest_framework.test import APIClient
 
+from images import protections
 from images.models import Image, ImageMember, ImageProperty, ImageTag
 from imageservice.identity import authentication
 from imageservice.identity import services as identity
@@ -42,8 +43,10 @@ class Persona:
 def forget_validated_tokens():
     """Each test's database is rolled back, so no validated token may outlive it."""
     authentication._validated.clear()
+    protections.forget_property_rules()
     yield
     authentication._validated.clear()
+    protections.forget_property_rules()
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from images.models import PropertyProtection
 from images.protection_files import ProtectionFileError, parse_protection_file
+from images.protections import forget_property_rules
 from imageservice.policy.engine import PolicyError, get_policy
 
 
@@ -54,6 +55,7 @@ class Command(BaseCommand):
                     )
                     for position, section in enumerate(loaded.sections, start=1)
                 )
+            forget_property_rules()  # bulk writes send no signals
         if options["verbosity"] >= 2:
             for section in loaded.sections:
                 self.stdout.write(f"[{section.pattern}] (line {section.line})")
@@ -84,6 +86,7 @@ class Command(BaseCommand):
         count = PropertyProtection.objects.count()
         if not dry_run:
             PropertyProtection.objects.all().delete()
+            forget_property_rules()
         verb = "would be" if dry_run else "were"
         self.stdout.write(
             f"{count} property protection section(s) {verb} removed; protections are off."
