@@ -421,3 +421,6 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
         if succeeded:
             noun = "image" if succeeded == 1 else "images"
             self.message_user(request, f"{succeeded} {noun} {done}.", messages.SUCCESS)
+
+
+from images import admin_protections  # noqa: E402, F401  (registers the protection rules)
