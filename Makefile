@@ -11,6 +11,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml tests/thirdparty_plugin/pyproject.toml
 	command -v qemu-img >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-utils; }
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
