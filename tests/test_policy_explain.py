@@ -203,3 +203,14 @@ def test_staging_page_without_a_staging_root(operator):
     page = operator.get("/admin/staging/").content.decode()
 
     assert "does not exist" in page and "0 file(s), 0 bytes" in page
+
+
+def test_console_index_links_to_the_policy_and_staging_pages(admin):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin.user)
+
+    page = client.get("/admin/").content.decode()
+
+    assert 'href="/admin/policy/"' in page and 'href="/admin/staging/"' in page
