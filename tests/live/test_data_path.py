@@ -5,17 +5,11 @@ the image record the API serves, and the files in the store directory (DATA_DIR/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import pty
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import glanceclient
@@ -23,33 +17,14 @@ import openstack
 import pytest
 from glanceclient import exc
 
+from tests.live.helpers import Payload, make_payload, property_table, run_glance
+
 MiB = 1024 * 1024
-GLANCE = Path(sys.executable).parent / "glance"
 SIZE_CAP = MiB
 POLL_SECONDS = 10
 
 # openstacksdk 4.22 raises its own "removed in SDK 5.0/6.0" warnings from ordinary calls.
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack.*")
-
-
-@dataclass(frozen=True)
-class Payload:
-    path: Path
-    data: bytes
-    md5: str
-    sha512: str
-
-
-def make_payload(directory: Path, size: int, name: str = "payload.raw") -> Payload:
-    data = os.urandom(size)
-    path = directory / name
-    path.write_bytes(data)
-    return Payload(
-        path=path,
-        data=data,
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha512=hashlib.sha512(data).hexdigest(),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -177,41 +152,6 @@ def test_glanceclient_chunked_upload_and_download_are_byte_exact(
 
 
 # --- 2. the glance CLI -----------------------------------------------------------------------
-
-
-def run_glance(service, *args: str) -> str:
-    # stdin is a terminal, so nothing but --file is taken as image data.
-    leader, follower = pty.openpty()
-    try:
-        result = subprocess.run(
-            [
-                str(GLANCE),
-                "--os-image-url",
-                service.url,
-                "--os-auth-token",
-                service.user.token,
-                *args,
-            ],
-            env=service.env,
-            stdin=follower,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        os.close(follower)
-        os.close(leader)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def property_table(output: str) -> dict[str, str]:
-    rows = [
-        [cell.strip() for cell in line.strip()[1:-1].split("|")]
-        for line in output.splitlines()
-        if line.startswith("|")
-    ]
-    return dict(rows[1:])
 
 
 def test_glance_cli_create_with_file_and_download_are_byte_exact(live_service, tmp_path, unique):

@@ -5,11 +5,8 @@ its tasks as the API serves them, and the files in the store and staging directo
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import json
-import os
-import pty
 import re
 import subprocess
 import sys
@@ -24,8 +21,9 @@ import glanceclient
 import openstack
 import pytest
 
+from tests.live.helpers import Payload, make_payload, property_table, run_glance
+
 MiB = 1024 * 1024
-GLANCE = Path(sys.executable).parent / "glance"
 IMPORT_SECONDS = 30  # bound on any wait for a job
 # A stalling download sends this much, then goes silent: more than the 1 MiB the server reads
 # at a time, so a whole chunk reaches the partial staging file.
@@ -33,26 +31,6 @@ STALL_AFTER = 2 * MiB + 512 * 1024
 
 # openstacksdk 4.22 raises its own "removed in SDK 5.0/6.0" warnings from ordinary calls.
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack.*")
-
-
-@dataclass(frozen=True)
-class Payload:
-    path: Path
-    data: bytes
-    md5: str
-    sha512: str
-
-
-def make_payload(directory: Path, size: int, name: str = "payload.raw") -> Payload:
-    data = os.urandom(size)
-    path = directory / name
-    path.write_bytes(data)
-    return Payload(
-        path=path,
-        data=data,
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha512=hashlib.sha512(data).hexdigest(),
-    )
 
 
 # --- an HTTP server for web-download, on the port the live server allows -------------------
@@ -231,41 +209,6 @@ def import_requests(service, mark: int, image_id: str) -> list[tuple[str, str, i
 
 
 # --- 1–2. the glance CLI: image-create-via-import -------------------------------------------
-
-
-def run_glance(service, *args: str) -> str:
-    # stdin is a terminal, so nothing but --file is taken as image data.
-    leader, follower = pty.openpty()
-    try:
-        result = subprocess.run(
-            [
-                str(GLANCE),
-                "--os-image-url",
-                service.url,
-                "--os-auth-token",
-                service.user.token,
-                *args,
-            ],
-            env=service.env,
-            stdin=follower,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        os.close(follower)
-        os.close(leader)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def property_table(output: str) -> dict[str, str]:
-    rows = [
-        [cell.strip() for cell in line.strip()[1:-1].split("|")]
-        for line in output.splitlines()
-        if line.startswith("|")
-    ]
-    return dict(rows[1:])
 
 
 def test_glance_cli_create_via_import_glance_direct(live_service, live_worker, tmp_path, unique):
