@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,3 +205,100 @@ def status_kib(pid: int, *names: str) -> dict[str, int]:
 
 def peak_rss_kib(pid: int) -> int:
     return status_kib(pid, "VmHWM").get("VmHWM", 0)
+
+
+# --- bodies sent by PUT (/file and /stage) ----------------------------------------------------
+
+SENDFILE_SLICE = 64 * 1024 * 1024  # a Content-Length body goes out in sendfile(2) calls this large
+TRANSFER_TIME_LIMIT = 30.0  # per 1 GiB request: below ~36 MB/s it is abandoned as failed
+REQUEST_TIMEOUT = 60.0  # per socket operation (the server fsyncs 1 GiB before answering)
+
+
+class BenchError(Exception):
+    """A measured request did not do what it should; the run reports it and fails."""
+
+
+def _begin_put(port: int, path: str, framing: tuple[str, str]) -> http.client.HTTPConnection:
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    connection.putrequest("PUT", path, skip_accept_encoding=True)
+    connection.putheader("X-Auth-Token", BENCH_TOKEN)
+    connection.putheader("Content-Type", "application/octet-stream")
+    connection.putheader(*framing)
+    connection.endheaders()
+    return connection
+
+
+def _finish_put(connection: http.client.HTTPConnection, sending: OSError | None) -> None:
+    """Read the answer to a PUT (its 204 is the measured end), or surface the send error."""
+    try:
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException):
+        if sending is not None:
+            raise sending from None
+        raise
+    finally:
+        connection.close()
+    if response.status != 204:
+        raise BenchError(f"PUT answered {response.status}: {body[:300]!r}")
+
+
+def check_deadline(deadline: float, limit: float = TRANSFER_TIME_LIMIT) -> None:
+    if time.monotonic() > deadline:
+        raise BenchError(f"abandoned after {limit:g} s")
+
+
+def put_with_length(
+    port: int, path: str, source: Path, size: int, progress: Callable[[int], None] | None = None
+) -> None:
+    """PUT ``size`` bytes of ``source`` with Content-Length, sent with sendfile(2)."""
+    deadline = time.monotonic() + TRANSFER_TIME_LIMIT
+    connection = _begin_put(port, path, ("Content-Length", str(size)))
+    sent_total, sending = 0, None
+    try:
+        with source.open("rb") as handle:
+            while sent_total < size:
+                check_deadline(deadline)
+                count = min(SENDFILE_SLICE, size - sent_total)
+                sent = connection.sock.sendfile(handle, sent_total, count)
+                if not sent:
+                    raise BenchError("sendfile sent nothing")
+                sent_total += sent
+                if progress:
+                    progress(sent)
+    except OSError as error:  # the server may have answered early (an error) and closed
+        sending = error
+    except BaseException:  # abandoned (time limit, Ctrl-C)
+        connection.close()
+        raise
+    _finish_put(connection, sending)
+
+
+def put_chunked(
+    port: int,
+    path: str,
+    block: bytes,
+    pieces: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """PUT ``pieces`` copies of ``block`` with chunked transfer encoding, one chunk each."""
+    deadline = time.monotonic() + TRANSFER_TIME_LIMIT
+    connection = _begin_put(port, path, ("Transfer-Encoding", "chunked"))
+    chunk_header = b"%x\r\n" % len(block)
+    sending = None
+    try:
+        sock = connection.sock
+        sock.sendall(chunk_header)
+        for number in range(pieces):
+            check_deadline(deadline)
+            sock.sendall(block)
+            if progress:
+                progress(len(block))
+            # The CRLF closing this chunk and the next chunk's size line (or the last chunk).
+            sock.sendall(b"\r\n" + (chunk_header if number < pieces - 1 else b"0\r\n\r\n"))
+    except OSError as error:
+        sending = error
+    except BaseException:
+        connection.close()
+        raise
+    _finish_put(connection, sending)

@@ -38,9 +38,15 @@ from pathlib import Path
 from common import (
     BENCH_TOKEN,
     HOST,
+    REQUEST_TIMEOUT,
+    TRANSFER_TIME_LIMIT,
+    BenchError,
     Server,
+    check_deadline,
     child_pids,
     cpu_seconds,
+    put_chunked,
+    put_with_length,
     raise_interrupt,
     status_kib,
     throwaway_server,
@@ -50,9 +56,6 @@ MiB = 1024 * 1024
 PIECE = MiB  # chunk size of the chunked upload, of the download buffer and of the source block
 PIECES = 1024
 IMAGE_SIZE = PIECE * PIECES  # 1 GiB
-SENDFILE_SLICE = 64 * MiB  # the Content-Length body goes out in sendfile(2) calls this large
-TRANSFER_TIME_LIMIT = 30.0  # per 1 GiB request: below ~36 MB/s it is abandoned as failed
-REQUEST_TIMEOUT = 60.0  # per socket operation (the server fsyncs 1 GiB before answering)
 DD_TIMEOUT = 60.0
 SAMPLE_INTERVAL = 0.02
 # Pages freed in this VM go back to the hypervisor within a few seconds; fresh ones cost ~2 s of
@@ -74,10 +77,6 @@ TARGET_MBPS = {
     "download, uncached": 1000.0,
 }
 TARGET_RSS_MIB = 100.0
-
-
-class TransferError(Exception):
-    pass
 
 
 # --- worker memory ----------------------------------------------------------------------------
@@ -177,6 +176,9 @@ class Phase:
     error: str | None = None
     checks: list[str] = field(default_factory=list)
 
+    def add_bytes(self, count: int) -> None:
+        self.bytes += count
+
     @property
     def mb_per_s(self) -> float:
         return self.bytes / self.seconds / 1e6 if self.seconds and not self.error else 0.0
@@ -198,7 +200,7 @@ def run_phase(name: str, master: int, transfer: Callable[[Phase], None]) -> Phas
         started = time.perf_counter()
         try:
             transfer(phase)
-        except (OSError, http.client.HTTPException, TransferError) as error:
+        except (OSError, http.client.HTTPException, BenchError) as error:
             phase.error = f"{type(error).__name__}: {error}"
         phase.seconds = time.perf_counter() - started
     phase.client_cpu = client_cpu() - cpu_before
@@ -233,7 +235,7 @@ def create_image(port: int, name: str) -> str:
     document = {"name": name, "disk_format": "raw", "container_format": "bare"}
     status, image = json_request(port, "POST", "/v2/images", document)
     if status != 201:
-        raise TransferError(f"POST /v2/images answered {status}: {image}")
+        raise BenchError(f"POST /v2/images answered {status}: {image}")
     return image["id"]
 
 
@@ -241,77 +243,12 @@ def delete_image(port: int, image_id: str) -> None:
     json_request(port, "DELETE", f"/v2/images/{image_id}")
 
 
-def begin_upload(port: int, image_id: str, framing: tuple[str, str]) -> http.client.HTTPConnection:
-    connection = connect(port)
-    connection.putrequest("PUT", f"/v2/images/{image_id}/file", skip_accept_encoding=True)
-    connection.putheader("X-Auth-Token", BENCH_TOKEN)
-    connection.putheader("Content-Type", "application/octet-stream")
-    connection.putheader(*framing)
-    connection.endheaders()
-    return connection
-
-
-def finish_upload(connection: http.client.HTTPConnection, sending: OSError | None) -> None:
-    """Read the answer to a PUT (its 204 is the measured end), or surface the send error."""
-    try:
-        response = connection.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException):
-        if sending is not None:
-            raise sending from None
-        raise
-    finally:
-        connection.close()
-    if response.status != 204:
-        raise TransferError(f"PUT answered {response.status}: {body[:300]!r}")
-
-
-def check_deadline(deadline: float) -> None:
-    if time.monotonic() > deadline:
-        raise TransferError(f"abandoned after {TRANSFER_TIME_LIMIT:g} s")
-
-
 def upload_with_length(port: int, image_id: str, source: Path, phase: Phase) -> None:
-    deadline = time.monotonic() + TRANSFER_TIME_LIMIT
-    connection = begin_upload(port, image_id, ("Content-Length", str(IMAGE_SIZE)))
-    sending = None
-    try:
-        with source.open("rb") as handle:
-            while phase.bytes < IMAGE_SIZE:
-                check_deadline(deadline)
-                count = min(SENDFILE_SLICE, IMAGE_SIZE - phase.bytes)
-                sent = connection.sock.sendfile(handle, phase.bytes, count)
-                if not sent:
-                    raise TransferError("sendfile sent nothing")
-                phase.bytes += sent
-    except OSError as error:  # the server may have answered early (an error) and closed
-        sending = error
-    except BaseException:  # abandoned (time limit, Ctrl-C)
-        connection.close()
-        raise
-    finish_upload(connection, sending)
+    put_with_length(port, f"/v2/images/{image_id}/file", source, IMAGE_SIZE, phase.add_bytes)
 
 
 def upload_chunked(port: int, image_id: str, block: bytes, phase: Phase) -> None:
-    deadline = time.monotonic() + TRANSFER_TIME_LIMIT
-    connection = begin_upload(port, image_id, ("Transfer-Encoding", "chunked"))
-    chunk_header = b"%x\r\n" % len(block)
-    sending = None
-    try:
-        sock = connection.sock
-        sock.sendall(chunk_header)
-        for number in range(PIECES):
-            check_deadline(deadline)
-            sock.sendall(block)
-            phase.bytes += len(block)
-            # The CRLF closing this chunk and the next chunk's size line (or the last chunk).
-            sock.sendall(b"\r\n" + (chunk_header if number < PIECES - 1 else b"0\r\n\r\n"))
-    except OSError as error:
-        sending = error
-    except BaseException:
-        connection.close()
-        raise
-    finish_upload(connection, sending)
+    put_chunked(port, f"/v2/images/{image_id}/file", block, PIECES, phase.add_bytes)
 
 
 def download(port: int, image_id: str, block: bytes, expected_md5: str, phase: Phase) -> None:
@@ -327,7 +264,7 @@ def download(port: int, image_id: str, block: bytes, expected_md5: str, phase: P
         )
         response = connection.getresponse()
         if response.status != 200:
-            raise TransferError(f"GET answered {response.status}: {response.read(300)!r}")
+            raise BenchError(f"GET answered {response.status}: {response.read(300)!r}")
         phase.checks.append(f"Content-Length {response.getheader('Content-Length')}")
         content_md5 = response.getheader("Content-MD5")
         while read := response.readinto(buffer):
@@ -338,11 +275,11 @@ def download(port: int, image_id: str, block: bytes, expected_md5: str, phase: P
     finally:
         connection.close()
     if phase.bytes != IMAGE_SIZE:
-        raise TransferError(f"got {phase.bytes} bytes, expected {IMAGE_SIZE}")
+        raise BenchError(f"got {phase.bytes} bytes, expected {IMAGE_SIZE}")
     if mismatches:
-        raise TransferError(f"{mismatches} reads differ from the uploaded bytes")
+        raise BenchError(f"{mismatches} reads differ from the uploaded bytes")
     if content_md5 != expected_md5:
-        raise TransferError(f"Content-MD5 {content_md5}, expected {expected_md5}")
+        raise BenchError(f"Content-MD5 {content_md5}, expected {expected_md5}")
     phase.checks += ["Content-MD5 matches", "bytes match the upload"]
 
 
@@ -555,9 +492,7 @@ def warm_up(server: Server, block: bytes) -> int:
         requests += 1
     image_id = create_image(server.port, "bench-data-warmup")
     try:
-        upload = begin_upload(server.port, image_id, ("Content-Length", str(len(block))))
-        upload.send(block)
-        finish_upload(upload, None)
+        put_chunked(server.port, f"/v2/images/{image_id}/file", block, 1)
     finally:
         delete_image(server.port, image_id)
     return requests

@@ -41,9 +41,14 @@ from pathlib import Path
 from common import (
     BENCH_TOKEN,
     HOST,
+    REQUEST_TIMEOUT,
+    BenchError,
     Server,
+    check_deadline,
     child_pids,
     cpu_seconds,
+    put_chunked,
+    put_with_length,
     raise_interrupt,
     throwaway_server,
 )
@@ -52,9 +57,6 @@ MiB = 1024 * 1024
 PIECE = MiB  # the source block and the chunk size of the chunked stage
 PIECES = 1024
 IMAGE_SIZE = PIECE * PIECES  # 1 GiB
-SENDFILE_SLICE = 64 * MiB
-TRANSFER_TIME_LIMIT = 30.0  # per 1 GiB request: slower counts as failed
-REQUEST_TIMEOUT = 60.0  # per socket operation (the server fsyncs before answering)
 POLL_INTERVAL = 0.02
 IMPORT_TIME_LIMIT = 60.0  # POST /import to active, per import
 TASK_CHECK_EVERY = 25  # polls: while the image still shows `uploading`, look at its task
@@ -74,10 +76,6 @@ GLANCE_STAGE_MBPS = 144.0
 TARGET_STAGE_MBPS = 450.0
 GLANCE_IMPORT_SECONDS = 8.5
 TARGET_IMPORT_SECONDS = 0.5
-
-
-class BenchError(Exception):
-    pass
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -146,77 +144,6 @@ def latest_task(api: Api, image_id: str) -> dict | None:
 
 
 # --- sending 1 GiB ----------------------------------------------------------------------------
-
-
-def begin_put(api: Api, path: str, framing: tuple[str, str]) -> http.client.HTTPConnection:
-    connection = connect(api)
-    connection.putrequest("PUT", path, skip_accept_encoding=True)
-    connection.putheader("X-Auth-Token", api.token)
-    connection.putheader("Content-Type", "application/octet-stream")
-    connection.putheader(*framing)
-    connection.endheaders()
-    return connection
-
-
-def finish_put(connection: http.client.HTTPConnection, sending: OSError | None) -> None:
-    """Read the answer to a PUT (its 204 is the measured end), or surface the send error."""
-    try:
-        response = connection.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException):
-        if sending is not None:
-            raise sending from None
-        raise
-    finally:
-        connection.close()
-    if response.status != 204:
-        raise BenchError(f"PUT answered {response.status}: {body[:300]!r}")
-
-
-def check_deadline(deadline: float, limit: float) -> None:
-    if time.monotonic() > deadline:
-        raise BenchError(f"abandoned after {limit:g} s")
-
-
-def put_with_length(api: Api, path: str, source: Path, size: int) -> None:
-    deadline = time.monotonic() + TRANSFER_TIME_LIMIT
-    connection = begin_put(api, path, ("Content-Length", str(size)))
-    sent_total, sending = 0, None
-    try:
-        with source.open("rb") as handle:
-            while sent_total < size:
-                check_deadline(deadline, TRANSFER_TIME_LIMIT)
-                count = min(SENDFILE_SLICE, size - sent_total)
-                sent = connection.sock.sendfile(handle, sent_total, count)
-                if not sent:
-                    raise BenchError("sendfile sent nothing")
-                sent_total += sent
-    except OSError as error:  # the server may have answered early (an error) and closed
-        sending = error
-    except BaseException:
-        connection.close()
-        raise
-    finish_put(connection, sending)
-
-
-def put_chunked(api: Api, path: str, block: bytes, pieces: int) -> None:
-    deadline = time.monotonic() + TRANSFER_TIME_LIMIT
-    connection = begin_put(api, path, ("Transfer-Encoding", "chunked"))
-    chunk_header = b"%x\r\n" % len(block)
-    sending = None
-    try:
-        sock = connection.sock
-        sock.sendall(chunk_header)
-        for number in range(pieces):
-            check_deadline(deadline, TRANSFER_TIME_LIMIT)
-            sock.sendall(block)
-            sock.sendall(b"\r\n" + (chunk_header if number < pieces - 1 else b"0\r\n\r\n"))
-    except OSError as error:
-        sending = error
-    except BaseException:
-        connection.close()
-        raise
-    finish_put(connection, sending)
 
 
 # --- measured operations ----------------------------------------------------------------------
@@ -367,7 +294,7 @@ def warm_up(server: Server, api: Api, block: bytes) -> list[float]:
     for number in range(WARMUP_IMPORTS):
         image_id = create_image(api, f"bench-import-warmup-{number}")
         try:
-            put_chunked(api, f"/v2/images/{image_id}/stage", block, 1)
+            put_chunked(api.port, f"/v2/images/{image_id}/stage", block, 1)
             item = Import("warm-up", image_id, len(block))
             glance_direct(api, item, digests)
             if item.error:
@@ -408,9 +335,15 @@ def stage_and_import(
         write_source(source, block)
         warm = warm_up(server, api, block)
         senders: list[tuple[str, Callable[[str], None]]] = [
-            ("stage, Content-Length", lambda path: put_with_length(api, path, source, IMAGE_SIZE)),
-            ("stage, chunked 1 MiB", lambda path: put_chunked(api, path, block, PIECES)),
-            ("stage, Content-Length", lambda path: put_with_length(api, path, source, IMAGE_SIZE)),
+            (
+                "stage, Content-Length",
+                lambda path: put_with_length(api.port, path, source, IMAGE_SIZE),
+            ),
+            ("stage, chunked 1 MiB", lambda path: put_chunked(api.port, path, block, PIECES)),
+            (
+                "stage, Content-Length",
+                lambda path: put_with_length(api.port, path, source, IMAGE_SIZE),
+            ),
         ]
         stages = []
         for number, (name, send) in enumerate(senders, 1):
@@ -493,7 +426,7 @@ def copy_images(block: bytes, digests: tuple[str, str]) -> tuple[list[Import], l
             write_source(source, block)
             warm = warm_up(server, api, block)
             image_id = create_image(api, "bench-copy")
-            put_with_length(api, f"/v2/images/{image_id}/file", source, IMAGE_SIZE)
+            put_with_length(api.port, f"/v2/images/{image_id}/file", source, IMAGE_SIZE)
             copies = []
             for store in COPY_STORES[1:]:
                 item = Import(f"copy-image → {store}", image_id, IMAGE_SIZE)
