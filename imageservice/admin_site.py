@@ -11,6 +11,8 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
 
+from imageservice.policy_admin import operator_urls
+
 OPERATOR_ROLE = "admin"
 
 
@@ -51,9 +53,7 @@ class OperatorAdminSite(admin.AdminSite):
         return is_operator(request)
 
     def get_urls(self):
-        # Pages that are not about one model (policy, staging); imported late, as they need apps.
-        from imageservice.policy_admin import operator_urls
-
+        # Pages that are not about one model: policy and staging.
         return [*operator_urls(self), *super().get_urls()]
 
 

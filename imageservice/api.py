@@ -1,4 +1,4 @@
-"""The base of every Glance API view: body handling and image lookup as Glance does them."""
+"""The base of every Glance API view: body handling as Glance does it."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class GlanceAPIView(APIView):
     """Thin views: authorise (the permission class), validate, call a service, serialise.
 
     Subclasses set ``policy_map`` (method → policy name) and, for views about one image,
-    ``policy_object = True`` and fetch it with ``get_image``.
+    ``policy_object = True`` and fetch it with ``images.views.lookup.ImageLookupMixin``.
     """
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
@@ -92,24 +92,3 @@ class GlanceAPIView(APIView):
         if not isinstance(body, dict | list):
             raise GlanceError(400, "Unexpected body type. Expected list/dict.")
         return body
-
-    def get_image(self, image_id: str, queryset=None, *, authorize: bool = True):
-        """The visible, non-deleted image, checked against this action's policy, else 404.
-
-        ``authorize=False`` leaves the policy check to the caller, for calls where Glance
-        validates something else first."""
-        from images.models import Image
-
-        queryset = queryset if queryset is not None else Image.objects.with_relations()
-        image = None
-        if len(image_id) <= 36:
-            image = queryset.alive().filter(pk=image_id).first()
-        credentials = self.request.credentials
-        if image is None or not image.is_visible_to(credentials.project_id, self.is_admin):
-            raise GlanceError(404, self.not_found_message(image_id))
-        if authorize:
-            self.check_object_permissions(self.request, image)
-        return image
-
-    def not_found_message(self, image_id: str) -> str | None:
-        return f"No image found with ID {image_id}"

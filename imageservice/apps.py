@@ -7,9 +7,10 @@ class ImageServiceConfig(AppConfig):
     verbose_name = "Image service"
 
     def ready(self) -> None:
-        from imageservice import checks as service_checks
-        from imageservice.policy.checks import check_policy
-        from importplugins.checks import check_import_plugins
+        # The checks use models and settings-driven modules, importable only once apps are ready.
+        from imageservice import checks as service_checks  # noqa: PLC0415
+        from imageservice.policy.checks import check_policy  # noqa: PLC0415
+        from importplugins.checks import check_import_plugins  # noqa: PLC0415
 
         checks.register(service_checks.check_settings)
         checks.register(check_policy)

@@ -8,6 +8,9 @@ import os
 from django.conf import settings
 from django.core.checks import Error
 
+from images.storage.staging import ensure_staging_root
+from images.storage.stores import ensure_store_directories
+
 
 def check_settings(app_configs=None, **kwargs) -> list[Error]:
     errors = [
@@ -61,8 +64,6 @@ def _check_limits() -> list[Error]:
 
 
 def _check_stores() -> list[Error]:
-    from images.storage.stores import ensure_store_directories
-
     errors = []
     if settings.DEFAULT_BACKEND and settings.DEFAULT_BACKEND not in settings.ENABLED_BACKENDS:
         errors.append(
@@ -84,8 +85,6 @@ def _check_stores() -> list[Error]:
 
 
 def _check_staging() -> list[Error]:
-    from images.storage.staging import ensure_staging_root
-
     problem = ensure_staging_root()
     if problem is None:
         return []

@@ -179,7 +179,7 @@ def _status_and_message(exc: Exception) -> tuple[int, str | None, dict[str, str]
 def glance_exception_handler(exc: Exception, context: dict) -> HttpResponse:
     """DRF exception handler: every API error leaves in Glance's shape."""
     # Imported here: DRF loads the permission classes (which raise GlanceError) from views.py.
-    from rest_framework.views import set_rollback
+    from rest_framework.views import set_rollback  # noqa: PLC0415
 
     request = context.get("request")
     status, message, headers = _status_and_message(exc)

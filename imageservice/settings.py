@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "imageservice.apps.ImageServiceConfig",
     "images",
     "tasks",
+    "importplugins",
 ]
 
 MIDDLEWARE = [

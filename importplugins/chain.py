@@ -16,6 +16,7 @@ from django.conf import settings
 from stevedore import ExtensionManager, NamedExtensionManager
 
 from importplugins.base import ImportContext, ImportPlugin, ImportPluginError
+from importplugins.import_settings import current
 from importplugins.inject_metadata import parse_inject_properties
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ CHAINLESS_METHODS = frozenset({"copy-image"})
 def import_settings_snapshot() -> dict:
     """The plugin settings as they are now, to store with an accepted import (JSON-serialisable).
 
-    The values come from :func:`tasks.import_settings.current`: the console's row, else the
+    The values come from :func:`importplugins.import_settings.current`: the console's row, else the
     environment.
 
     The import runs later, perhaps on another worker; it reads this snapshot (as
@@ -36,8 +37,6 @@ def import_settings_snapshot() -> dict:
     Raises a permanent :class:`ImportPluginError` if ``INJECT_METADATA_PROPERTIES`` is malformed
     (the start-up check reports that earlier).
     """
-    from tasks.import_settings import current  # the console's settings, else the environment
-
     values = current()
     try:
         inject = parse_inject_properties(values.inject_metadata_properties)

@@ -212,6 +212,3 @@ def _pretty(value: object) -> str:
     if value is None:
         return "—"
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
-
-
-from tasks import admin_import_settings  # noqa: E402, F401  (import settings pages)

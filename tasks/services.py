@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django_q.tasks import async_task
 
+from images import services as image_services
 from images.models import FAILED_IMPORT, IMPORTING_TO_STORES, Image, ImageStatus, StagedData
 from images.storage import stores
 from imageservice.errors import GlanceError
@@ -269,8 +270,6 @@ def _legacy_input(body: object) -> dict:
 
 
 def _legacy_image(task_input: dict, credentials: Credentials) -> Image:
-    from images import services as image_services
-
     properties = task_input.get("image_properties") or {}
     if not isinstance(properties, dict):
         raise GlanceError(400, "Input 'image_properties' must be an object.")

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from rest_framework.response import Response
 
+from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
 from tasks import services
@@ -70,7 +71,7 @@ class TaskView(GlanceAPIView):
         )
 
 
-class ImageTasksView(GlanceAPIView):
+class ImageTasksView(ImageLookupMixin, GlanceAPIView):
     policy_map = {"get": "get_image"}
     policy_object = True
     bodyless_methods = ("get",)

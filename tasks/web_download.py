@@ -26,7 +26,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 from django.conf import settings
 
-from tasks.import_settings import current
+from importplugins.import_settings import current
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

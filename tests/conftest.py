@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from images import protections
 from images.models import Image, ImageMember, ImageProperty, ImageTag
-from imageservice.identity import authentication
 from imageservice.identity import services as identity
+from imageservice.identity.tokens import forget_all_tokens
 
 PERSONAS = {
     "admin": ("admin", ("admin", "member", "reader")),
@@ -42,10 +42,10 @@ class Persona:
 @pytest.fixture(autouse=True)
 def forget_validated_tokens():
     """Each test's database is rolled back, so no validated token may outlive it."""
-    authentication._validated.clear()
+    forget_all_tokens()
     protections.forget_property_rules()
     yield
-    authentication._validated.clear()
+    forget_all_tokens()
     protections.forget_property_rules()
 
 

@@ -11,8 +11,9 @@ from django.test import Client
 from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag
-from imageservice.identity.models import ApiToken, hash_token
+from imageservice.identity.models import ApiToken
 from imageservice.identity.services import ensure_project, ensure_user
+from imageservice.identity.tokens import hash_token
 from tasks.models import Task
 from tests.support import JSON, reloaded
 

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from images.models import Image
 from tasks.models import Task
 from tests.support import JSON, error_message, reloaded
 
@@ -274,8 +275,6 @@ def test_legacy_import_task_is_admin_only(owner):
 
 
 def reloaded_image(image_id: str):
-    from images.models import Image
-
     return Image.objects.get(pk=image_id)
 
 

@@ -9,10 +9,11 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from importplugins import import_settings
 from importplugins.chain import import_settings_snapshot
-from tasks import import_settings
+from importplugins.models import ImportPluginStep, ImportSettings
 from tasks.jobs import run_import
-from tasks.models import ImportPluginStep, ImportSettings, Task
+from tasks.models import Task
 from tasks.web_download import ImportURIRefused, validate_import_uri
 from tests.support import reloaded
 from tests.test_import import GLANCE_DIRECT, stage, start_import
@@ -157,7 +158,7 @@ def settings_form(steps: list[tuple[int, str]], inject: str) -> dict[str, object
 
 
 def test_console_lists_installed_plugins_with_descriptions(operator):
-    response = operator.get("/admin/tasks/importsettings/", follow=True)
+    response = operator.get("/admin/importplugins/importsettings/", follow=True)
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -167,7 +168,7 @@ def test_console_lists_installed_plugins_with_descriptions(operator):
 
 def test_console_refuses_malformed_inject_pairs(operator):
     response = operator.post(
-        "/admin/tasks/importsettings/add/", settings_form([(1, "no_op")], "os_glance_x: 1")
+        "/admin/importplugins/importsettings/add/", settings_form([(1, "no_op")], "os_glance_x: 1")
     )
 
     assert response.status_code == 200
@@ -180,7 +181,7 @@ def test_console_saves_chain_and_inject_pairs_used_by_the_next_import(operator, 
         [(2, "inject_image_metadata"), (1, "no_op")], "region: eu-1\nsupport: tier-2\n"
     )
 
-    response = operator.post("/admin/tasks/importsettings/add/", form)
+    response = operator.post("/admin/importplugins/importsettings/add/", form)
 
     assert response.status_code == 302, response.content.decode()[:2000]
     values = import_settings.current()

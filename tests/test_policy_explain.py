@@ -206,8 +206,6 @@ def test_staging_page_without_a_staging_root(operator):
 
 
 def test_console_index_links_to_the_policy_and_staging_pages(admin):
-    from django.test import Client
-
     client = Client()
     client.force_login(admin.user)
 

@@ -8,6 +8,7 @@ from io import StringIO
 from django.core.management import call_command
 from django.utils import timezone
 
+from images import data
 from images.models import Image
 from tests.support import reloaded
 
@@ -70,8 +71,6 @@ def test_recover_uploads_dry_run_changes_nothing(make_image, data_dir):
 
 
 def test_upload_heartbeat_keeps_a_slow_upload_alive(make_image, monkeypatch):
-    from images import data
-
     image = make_image(status="saving")
     Image.objects.filter(pk=image.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
     monkeypatch.setattr(data, "HEARTBEAT_SECONDS", 0)

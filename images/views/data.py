@@ -8,6 +8,7 @@ from images import data
 from images.models import ImageStatus
 from images.storage import stores
 from images.storage.writer import CHUNK_SIZE, FLUSH_EVERY, release_cached_pages
+from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
 
@@ -46,7 +47,7 @@ def check_upload_media_type(request) -> None:
         )
 
 
-class ImageFileView(GlanceAPIView):
+class ImageFileView(ImageLookupMixin, GlanceAPIView):
     policy_map = {"put": "upload_image", "get": "download_image"}
     policy_object = True
     bodyless_methods = ("get",)

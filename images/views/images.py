@@ -11,6 +11,7 @@ from images.models import Image
 from images.protections import access_for
 from images.serializers import image_to_dict
 from images.storage import stores
+from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView, no_content
 
 
@@ -58,7 +59,7 @@ class ImagesView(GlanceAPIView):
         return response
 
 
-class ImageView(GlanceAPIView):
+class ImageView(ImageLookupMixin, GlanceAPIView):
     policy_map = {"get": "get_image", "patch": "modify_image", "delete": "delete_image"}
     policy_object = True
     bodyless_methods = ("get", "delete")
@@ -99,7 +100,7 @@ class ImageView(GlanceAPIView):
         return super().not_found_message(image_id)
 
 
-class DeactivateView(GlanceAPIView):
+class DeactivateView(ImageLookupMixin, GlanceAPIView):
     policy_map = {"post": "deactivate"}
     policy_object = True
     bodyless_methods = ("post",)
@@ -109,7 +110,7 @@ class DeactivateView(GlanceAPIView):
         return no_content()
 
 
-class ReactivateView(GlanceAPIView):
+class ReactivateView(ImageLookupMixin, GlanceAPIView):
     policy_map = {"post": "reactivate"}
     policy_object = True
     bodyless_methods = ("post",)
@@ -119,7 +120,7 @@ class ReactivateView(GlanceAPIView):
         return no_content()
 
 
-class ImageTagView(GlanceAPIView):
+class ImageTagView(ImageLookupMixin, GlanceAPIView):
     policy_map = {"put": "modify_image", "delete": "modify_image"}
     policy_object = True
     bodyless_methods = ("put", "delete")

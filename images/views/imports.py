@@ -8,12 +8,13 @@ from rest_framework.response import Response
 
 from images import data
 from images.views.data import announced_size, check_upload_media_type, content_length
+from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
 from tasks import services as imports
 
 
-class ImportAPIView(GlanceAPIView):
+class ImportAPIView(ImageLookupMixin, GlanceAPIView):
     def initial(self, request, *args, **kwargs):
         # With import switched off these routes do not exist, exactly as in a v2.5 Glance.
         if not settings.ENABLE_IMAGE_IMPORT:

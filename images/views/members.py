@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from images import services
 from images.models import Image, ImageMember, Visibility
 from images.serializers import member_to_dict
+from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
 
@@ -20,7 +21,7 @@ def _only_shared(image: Image, error: GlanceError) -> None:
         raise error
 
 
-class MemberAPIView(GlanceAPIView):
+class MemberAPIView(ImageLookupMixin, GlanceAPIView):
     policy_object = True
 
     def not_found_message(self, image_id: str) -> str:

@@ -17,9 +17,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from imageservice.admin_site import OPERATOR_ROLE, OperatorPermissions, operator_site
-from imageservice.identity.authentication import forget_token
 from imageservice.identity.models import ApiToken, Project, Role, User
 from imageservice.identity.services import issue_token
+from imageservice.identity.tokens import forget_token
 
 
 @admin.register(Project, site=operator_site)

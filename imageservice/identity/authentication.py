@@ -3,47 +3,26 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import unquote
 
 from django.conf import settings
-from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from imageservice.identity.credentials import Credentials
-from imageservice.identity.models import ApiToken, User, hash_token
-
-
-@dataclass(frozen=True)
-class ValidatedToken:
-    user: User
-    credentials: Credentials
-    expires_at: datetime | None
-    cached_until: float
-
-
-# Like keystonemiddleware's token cache: a validated token is trusted for TOKEN_CACHE_SECONDS
-# in this process, so a request costs no identity query. Revoking in this process drops the
-# entry at once; other processes notice within TOKEN_CACHE_SECONDS.
-_validated: dict[str, ValidatedToken] = {}
-
-
-def forget_token(digest: str) -> None:
-    _validated.pop(digest, None)
-
-
-def _expired(validated: ValidatedToken) -> bool:
-    return validated.expires_at is not None and validated.expires_at <= timezone.now()
+from imageservice.identity.models import ApiToken
+from imageservice.identity.tokens import (
+    ValidatedToken,
+    cached_token,
+    hash_token,
+    remember_token,
+)
 
 
 def validate_token(raw_token: str) -> ValidatedToken | None:
     digest = hash_token(raw_token)
-    cached = _validated.get(digest)
-    now = time.monotonic()
-    if cached is not None and cached.cached_until > now and not _expired(cached):
+    cached = cached_token(digest)
+    if cached is not None:
         return cached
-    forget_token(digest)
     token = (
         ApiToken.objects.usable()
         .select_related("user")
@@ -56,10 +35,10 @@ def validate_token(raw_token: str) -> ValidatedToken | None:
         user=token.user,
         credentials=Credentials.for_user(token.user),
         expires_at=token.expires_at,
-        cached_until=now + settings.TOKEN_CACHE_SECONDS,
+        cached_until=time.monotonic() + settings.TOKEN_CACHE_SECONDS,
     )
     if settings.TOKEN_CACHE_SECONDS > 0:
-        _validated[digest] = validated
+        remember_token(digest, validated)
     return validated
 
 

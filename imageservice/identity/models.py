@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from datetime import datetime
@@ -10,6 +9,8 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+
+from imageservice.identity.tokens import forget_token, hash_token
 
 
 def keystone_id() -> str:
@@ -60,12 +61,6 @@ class User(AbstractUser):
 
     def role_names(self) -> frozenset[str]:
         return frozenset(self.roles.values_list("name", flat=True))
-
-
-def hash_token(raw_token: str) -> str:
-    # Tokens are 256-bit random strings, so a fast digest is enough: there is nothing to brute
-    # force, and authentication stays a single indexed lookup.
-    return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
 class TokenQuerySet(models.QuerySet):
@@ -120,7 +115,5 @@ class ApiToken(models.Model):
             return False
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
-        from imageservice.identity.authentication import forget_token
-
         forget_token(self.digest)
         return True

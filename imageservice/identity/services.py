@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import transaction
 
 from imageservice.identity.models import ApiToken, Project, Role, User
+from imageservice.identity.tokens import hash_token
 
 STANDARD_ROLES = ("admin", "member", "reader")
 
@@ -53,8 +54,6 @@ def issue_token(
     """A new token for ``user`` and its clear text (shown once). A fixed ``raw_token`` that
     already exists is returned as it is, so seeding stays idempotent."""
     if raw_token is not None:
-        from imageservice.identity.models import hash_token
-
         existing = ApiToken.objects.filter(digest=hash_token(raw_token)).first()
         if existing is not None:
             if existing.user_id != user.pk:

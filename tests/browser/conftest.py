@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from playwright import sync_api
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -28,8 +29,6 @@ OPERATOR_PASSWORD = "operator-console-pw"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright import sync_api
-
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make install` (apt-get install -y chromium)")
     # Playwright's sync API keeps an event loop running in this thread, which Django's

@@ -10,7 +10,8 @@ import requests
 
 from images.models import Image, PropertyProtection
 from imageservice.policy_admin import explain
-from tasks.models import ImportSettings, Task
+from importplugins.models import ImportSettings
+from tasks.models import Task
 from tests.browser.conftest import login
 
 DATA = b"browser staged bytes " * 2048
@@ -59,8 +60,8 @@ def success_messages(page) -> list[str]:
 def test_import_settings_saved_in_the_console_inject_metadata(
     console, live_server, owner, tmp_path
 ):
-    console.goto("/admin/tasks/importsettings/")
-    assert "/admin/tasks/importsettings/add/" in console.url
+    console.goto("/admin/importplugins/importsettings/")
+    assert "/admin/importplugins/importsettings/add/" in console.url
     console.fill("#id_inject_metadata_properties", "ingested_by:operator")
     console.fill("#id_plugin_steps-0-position", "1")
     console.select_option("#id_plugin_steps-0-name", "inject_image_metadata")

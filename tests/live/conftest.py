@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -148,8 +149,6 @@ def free_port() -> int:
 def recreate_postgres_database(database_url: str, name: str, *, drop_only: bool = False) -> str:
     """Drop (and unless ``drop_only``, create) database ``name`` on the server of
     ``database_url``; return the URL of that database."""
-    import psycopg
-
     parts = urlsplit(database_url)
     # Connect to the maintenance database: the one named in DATABASE_URL may not exist.
     maintenance_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))

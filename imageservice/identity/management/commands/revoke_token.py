@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from imageservice.identity.models import ApiToken, hash_token
+from imageservice.identity.models import ApiToken
+from imageservice.identity.tokens import hash_token
 
 
 class Command(BaseCommand):

@@ -14,9 +14,9 @@ from django.urls import reverse
 from imageservice.admin_site import OperatorPermissions, operator_site
 from importplugins.chain import installed_plugins
 from importplugins.conversion import OUTPUT_FORMATS
+from importplugins.import_settings import LIST_FIELDS, environment_values, split_list
 from importplugins.inject_metadata import parse_inject_properties
-from tasks.import_settings import LIST_FIELDS, environment_values, split_list
-from tasks.models import ImportPluginStep, ImportSettings
+from importplugins.models import ImportPluginStep, ImportSettings
 
 
 def plugin_choices() -> list[tuple[str, str]]:
@@ -125,12 +125,16 @@ class ImportSettingsAdmin(OperatorPermissions, admin.ModelAdmin):
         # console's sidebar would run on every page).
         row = ImportSettings.objects.first()
         if row is not None:
-            return HttpResponseRedirect(reverse("admin:tasks_importsettings_change", args=[row.pk]))
+            return HttpResponseRedirect(
+                reverse("admin:importplugins_importsettings_change", args=[row.pk])
+            )
         return super().add_view(request, form_url, extra_context)
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         # One row: go straight to it (or to the add form while the environment applies).
         row = ImportSettings.objects.first()
         if row is None:
-            return HttpResponseRedirect(reverse("admin:tasks_importsettings_add"))
-        return HttpResponseRedirect(reverse("admin:tasks_importsettings_change", args=[row.pk]))
+            return HttpResponseRedirect(reverse("admin:importplugins_importsettings_add"))
+        return HttpResponseRedirect(
+            reverse("admin:importplugins_importsettings_change", args=[row.pk])
+        )

@@ -6,10 +6,10 @@ import configparser
 
 from django.core.management.base import BaseCommand, CommandError
 
+from importplugins import import_settings
 from importplugins.chain import installed_plugins
 from importplugins.conversion import OUTPUT_FORMATS
 from importplugins.inject_metadata import parse_inject_properties
-from tasks import import_settings
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
-from tasks.models import ImportPluginStep, ImportSettings
+from importplugins.models import ImportPluginStep, ImportSettings
 
 LIST_FIELDS = (
     "ignore_user_roles",
