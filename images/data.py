@@ -1,46 +1,23 @@
-"""Image data calls: upload (``PUT /file``) and download (``GET /file``), §6."""
+"""Image data calls: upload (``PUT /file``), staging (``PUT /stage``), download (``GET /file``)
+and removal of an image's bytes, §6. The bytes themselves are the stores' business
+(``images.storage``)."""
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from images.models import Image, ImageLocation, ImageStatus, InvalidTransition, StagedData
+from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
 from images.storage import staging, stores
-from images.storage.inspection import Detection
-from images.storage.writer import Readable, WritePlan, WrittenData, write_image
+from images.storage.base import ImageStore, Readable, WrittenData
+from images.storage.writer import image_too_large, write_plan
 from imageservice.errors import GlanceError
 
 HEARTBEAT_SECONDS = 10
-
-
-class BodyReader:
-    """The request body as the server hands it over (de-chunked by gunicorn), read-only.
-
-    Django's own body handling sees an empty body for chunked uploads and would buffer a
-    Content-Length one, so image data is read straight from ``wsgi.input``.
-    """
-
-    def __init__(self, stream, content_length: int | None):
-        self.stream = stream
-        self.remaining = content_length
-
-    def read(self, size: int) -> bytes:
-        if self.remaining is not None:
-            if self.remaining <= 0:
-                return b""
-            size = min(size, self.remaining)
-        chunk = self.stream.read(size)
-        if self.remaining is not None:
-            if not chunk:
-                raise GlanceError(400, "The request body ended before its Content-Length.")
-            self.remaining -= len(chunk)
-        return chunk
 
 
 def storage_used(owner: str | None, excluding: Image) -> int:
@@ -53,18 +30,14 @@ def storage_used(owner: str | None, excluding: Image) -> int:
     return total or 0
 
 
-def _byte_limit(image: Image) -> tuple[int, callable]:
+def _byte_limit(image: Image) -> tuple[int, Callable[[int], GlanceError]]:
     cap = settings.IMAGE_SIZE_CAP
     if not settings.USER_STORAGE_QUOTA:
-        return cap, lambda size: _too_large()
+        return cap, image_too_large
     remaining = max(settings.USER_STORAGE_QUOTA - storage_used(image.owner, image), 0)
     if cap <= remaining:
-        return cap, lambda size: _too_large()
+        return cap, image_too_large
     return remaining, lambda size: _over_quota(size, remaining)
-
-
-def _too_large() -> GlanceError:
-    return GlanceError(413, "The incoming image is too large: The provided image is too large.")
 
 
 def _over_quota(size: int, remaining: int) -> GlanceError:
@@ -85,7 +58,7 @@ def check_announced_size(image: Image, announced: int | None) -> None:
 
 
 def upload(
-    image: Image, body: Readable, *, announced_size: int | None, store: stores.FilesystemStore
+    image: Image, body: Readable, *, announced_size: int | None, store: ImageStore
 ) -> WrittenData:
     """Stream ``body`` into ``store`` and activate the image; on failure it is ``queued`` again
     with no bytes left anywhere."""
@@ -118,18 +91,15 @@ def upload(
 
 def _write(image: Image, body: Readable, announced_size: int | None, store) -> WrittenData:
     limit, error = _byte_limit(image)
-    plan = WritePlan(
-        hash_algo=settings.HASHING_ALGORITHM,
+    plan = write_plan(
         byte_limit=limit,
         limit_error=error,
         expected_size=announced_size,
         disk_format=image.disk_format,
         inspect=image.container_format == "bare",
-        require_format_match=settings.REQUIRE_IMAGE_FORMAT_MATCH,
         on_progress=UploadHeartbeat(image),
     )
-    store.directory.mkdir(parents=True, exist_ok=True)
-    return write_image(body, store.path_for(image.id), store.temporary_path_for(image.id), plan)
+    return store.write(image.id, body, plan)
 
 
 class UploadHeartbeat:
@@ -152,10 +122,11 @@ class UploadHeartbeat:
 def recover_stale_upload(image: Image) -> None:
     """Put an image whose upload or staging died with its worker back to ``queued``, partial
     bytes gone."""
+    # A saving image has no location: whatever its stores hold of it is an unfinished write.
     for store in stores.all_stores().values():
-        store.temporary_path_for(image.id).unlink(missing_ok=True)
+        store.delete(image.id)
     if image.status == ImageStatus.UPLOADING:
-        staging.remove_staged(image.id)
+        staging.discard_staged(image.id)
     image.revert_to_queued(source=image.status)
 
 
@@ -166,7 +137,7 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
     import without plugins can move the staged file into its store without reading it again.
     """
     if announced_size is not None and announced_size > settings.IMAGE_SIZE_CAP:
-        raise _too_large()
+        raise image_too_large(announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
     try:
@@ -175,48 +146,21 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
         raise GlanceError(409, str(error)) from error
     try:
         # A queued image owns no staged data: anything left there is an orphan of a failure.
-        staging.remove_staged(image.id)
-        written = _write_staged(image, body, announced_size)
+        staging.discard_staged(image.id)
+        plan = write_plan(
+            expected_size=announced_size,
+            inspect=True,
+            judge_format=False,
+            on_progress=UploadHeartbeat(image, ImageStatus.UPLOADING),
+        )
+        written = staging.write_staged(image.id, body, plan)
     except BaseException:
         image.revert_to_queued(source=ImageStatus.UPLOADING)
         raise
-    _record_staged(image, written)
-    return written
-
-
-def _write_staged(image: Image, body: Readable, announced_size: int | None) -> WrittenData:
-    plan = WritePlan(
-        hash_algo=settings.HASHING_ALGORITHM,
-        byte_limit=settings.IMAGE_SIZE_CAP,
-        limit_error=lambda size: _too_large(),
-        expected_size=announced_size,
-        inspect=True,
-        judge_format=False,
-        on_progress=UploadHeartbeat(image, ImageStatus.UPLOADING),
-    )
-    path = staging.staging_path_for(image.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_image(body, path, staging.temporary_staging_path_for(image.id), plan)
-
-
-def _record_staged(image: Image, written: WrittenData) -> None:
-    detection = written.detection or Detection()
-    StagedData.objects.update_or_create(
-        image=image,
-        defaults={
-            "size": written.size,
-            "checksum": written.checksum,
-            "os_hash_algo": written.os_hash_algo,
-            "os_hash_value": written.os_hash_value,
-            "detected_format": detection.name if detection else "",
-            "virtual_size": detection.virtual_size if detection else None,
-            "format_problem": (detection.ambiguity or detection.safety_problem)
-            if detection
-            else "",
-        },
-    )
+    staging.record_staged(image, written)
     Image.objects.filter(pk=image.pk, status=ImageStatus.UPLOADING).update(size=written.size)
     image.size = written.size
+    return written
 
 
 def delete_data(image: Image) -> None:
@@ -227,71 +171,16 @@ def delete_data(image: Image) -> None:
         if store is not None:
             store.delete(image.id)
     image.locations.all().delete()
-    staging.remove_staged(image.id)
-    StagedData.objects.filter(image=image).delete()
+    staging.discard_staged(image.id)
 
 
-# --- download --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ByteRange:
-    start: int
-    end: int  # inclusive
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start + 1
-
-
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-
-
-def parse_range(range_header: str | None, content_range: str | None, size: int) -> ByteRange | None:
-    """The single byte range asked for, or None for the whole image (§6.2)."""
-    if range_header:
-        if "," in range_header:
-            raise GlanceError(
-                400,
-                "Requests with multiple ranges are not supported in Glance. You may make "
-                "multiple single-range requests instead.",
-            )
-        return _from_range(range_header.strip(), size)
-    if content_range:
-        match = CONTENT_RANGE.match(content_range.strip())
-        if not match:
-            raise GlanceError(416)
-        return _bounded(int(match.group(1)), int(match.group(2)), size)
-    return None
-
-
-def _from_range(header: str, size: int) -> ByteRange:
-    match = RANGE.match(header)
-    if not match or match.groups() == ("", ""):
-        raise GlanceError(416)
-    first, last = match.groups()
-    if not first:  # bytes=-n: the last n bytes
-        length = int(last)
-        if length == 0:
-            raise GlanceError(416)
-        return ByteRange(max(size - length, 0), size - 1)
-    return _bounded(int(first), int(last) if last else size - 1, size)
-
-
-def _bounded(start: int, end: int, size: int) -> ByteRange:
-    if start >= size or end < start:
-        raise GlanceError(416)
-    return ByteRange(start, min(end, size - 1))
-
-
-def data_path(image: Image):
-    """The file holding the image's bytes, or None when there are none to serve (204)."""
+def store_serving(image: Image) -> ImageStore | None:
+    """The first store holding the image's bytes, or None when there are none to serve (204)."""
     if image.status not in (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED):
         return None
     known = stores.all_stores()
     for location in image.locations.all():
         store = known.get(location.store)
-        if store is not None and store.path_for(image.id).exists():
-            return store.path_for(image.id)
+        if store is not None and store.has_data(image.id):
+            return store
     return None

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import Error
 
 from images.storage.staging import ensure_staging_root
-from images.storage.stores import ensure_store_directories
+from images.storage.stores import prepare_stores
 
 
 def check_settings(app_configs=None, **kwargs) -> list[Error]:
@@ -79,7 +79,7 @@ def _check_stores() -> list[Error]:
             hint="Create the directory and let the service user write to it.",
             id="imageservice.E007",
         )
-        for store in ensure_store_directories()
+        for store in prepare_stores()
     ]
     return errors
 

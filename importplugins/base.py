@@ -22,7 +22,11 @@ A plugin never writes to the database or to a store; the import applies the cont
 
 How a plugin fails: it raises :class:`ImportPluginError`. Any other exception is wrapped into a
 non-permanent one by :func:`importplugins.chain.run_chain`. A failing plugin fails the import;
-there are no optional plugins.
+there are no optional plugins. What the import runner (:mod:`tasks.runner`) then does, whatever
+the error: the task ends ``failure``; the image goes back to where the owner can retry
+(``glance-direct``: ``uploading`` with the staged data kept; ``web-download``: ``queued``, the
+fetched bytes removed); the task message is ``Import plugin failed: <message>`` followed by the
+advice that ``permanent`` selects (see :class:`ImportPluginError`).
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ class ImportPluginError(Exception):
     """An import plugin refused or could not finish the import.
 
     ``permanent=True`` says that retrying the same import with the same data and configuration
-    cannot succeed (bad data, an unknown plugin, a missing tool); the import fails for good and
-    the image goes back to a state from which the owner may start over. ``permanent=False`` is
-    for conditions that may clear up on their own (a timeout, a full disk).
+    cannot succeed (bad data, an unknown plugin, a missing tool): the task message says a retry
+    will fail again until the data or the import settings change. ``permanent=False`` is for
+    conditions that may clear up on their own (a timeout, a full disk): the message says a
+    retry may succeed. The image is left retryable either way.
     """
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:

@@ -35,7 +35,6 @@ from tasks.runner import fail_import
 
 DEFAULT_STAGING_MAX_AGE_HOURS = 24.0
 UNFINISHED = (TaskStatus.PENDING, TaskStatus.PROCESSING)
-WORK_DIR_PREFIX = ".work-"
 
 
 @dataclass
@@ -182,10 +181,7 @@ def _reset_stuck_images(report: Report, handled: set[str]) -> int:
     for image in Image.objects.alive().filter(status=Status.IMPORTING).order_by("created_at"):
         if image.id in handled or has_live_task(image.id):
             continue
-        has_staged = (
-            StagedData.objects.filter(image=image).exists()
-            and staging.staging_path_for(image.id).exists()
-        )
+        has_staged = staging.staged_data(image) is not None
         target = Status.UPLOADING if has_staged else Status.QUEUED
         if not report.dry_run and not _reset_image(image, has_staged):
             continue
@@ -202,8 +198,7 @@ def _reset_image(image: Image, has_staged: bool) -> bool:
     if image.status != Status.QUEUED:
         return False  # moved meanwhile: its files are no longer ours to judge
     # A queued image owns no staged data (as in fail_import for web-download).
-    staging.remove_staged(image.id)
-    StagedData.objects.filter(image=image).delete()
+    staging.discard_staged(image.id)
     return True
 
 
@@ -292,8 +287,8 @@ def is_direct_child(root: Path, path: Path) -> bool:
 def _judge_entry(entry: Path, limit: datetime, age: str) -> tuple[bool, str, str | None] | None:
     """``(remove, reason, image id)`` for an entry, or None when it is not ours to judge."""
     old = datetime.fromtimestamp(entry.lstat().st_mtime, tz=UTC) < limit
-    if entry.name.startswith(WORK_DIR_PREFIX):
-        task_id = entry.name.removeprefix(WORK_DIR_PREFIX)
+    if entry.name.startswith(staging.WORK_DIR_PREFIX):
+        task_id = entry.name.removeprefix(staging.WORK_DIR_PREFIX)
         if not entry.is_dir() or not _is_uuid(task_id):
             return None
         return (*_judge_work_dir(task_id, old, age), None)
@@ -338,7 +333,7 @@ def _delete_orphan_staged_data(report: Report, emptied: set[str]) -> int:
     count = 0
     for staged in StagedData.objects.order_by("image_id"):
         image_id = staged.image_id
-        gone = image_id in emptied or not staging.staging_path_for(image_id).exists()
+        gone = image_id in emptied or not staging.has_staged_file(image_id)
         if not gone or has_live_task(image_id):
             continue
         if not report.dry_run:

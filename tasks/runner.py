@@ -9,8 +9,6 @@ the active image as it was. The task always ends with a message a user can act o
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -28,8 +26,9 @@ from images.models import (
     StagedData,
 )
 from images.storage import staging, stores
-from images.storage.inspection import Detection, verdict
-from images.storage.writer import WritePlan, WrittenData, write_image
+from images.storage.base import ChunkReader, ImageStore, Readable, WrittenData
+from images.storage.inspection import verdict
+from images.storage.writer import WritePlan, write_plan
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
@@ -72,13 +71,9 @@ def _run(task: Task, image: Image) -> None:
     if not image.move(source, ImageStatus.IMPORTING):
         raise ImportFailed(f"The image is no longer {source}; nothing was imported.")
     staged = _staged_source(task, image, method)
-    work_dir = staging.staging_root() / f".work-{task.id}"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with staging.work_directory(task.id) as work_dir:
         context = _run_plugins(task, image, method, staged, work_dir)
         _store_and_activate(task, image, method, staged, context)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 # --- source data ---------------------------------------------------------------------------
@@ -87,50 +82,29 @@ def _run(task: Task, image: Image) -> None:
 def _staged_source(task: Task, image: Image, method: str) -> StagedData:
     if method == "web-download":
         return _download(task, image)
-    staged = StagedData.objects.filter(image=image).first()
-    if staged is None or not staging.staging_path_for(image.id).exists():
+    staged = staging.staged_data(image)
+    if staged is None:
         raise ImportFailed("No staged data was found for this image; stage it again.")
     return staged
 
 
 def _download(task: Task, image: Image) -> StagedData:
     uri = task.input["import_req"]["method"].get("uri")
-    path = staging.staging_path_for(image.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open_import_uri(uri) as response:
-            written = write_image(
-                response,
-                path,
-                staging.temporary_staging_path_for(image.id),
-                _plan(task, response.content_length, inspect=True, judge=False),
-            )
+            plan = _plan(task, response.content_length, inspect=True, judge=False)
+            written = staging.write_staged(image.id, response, plan)
     except (ImportURIRefused, ImportFetchError, OSError) as error:
         raise ImportFailed(f"Downloading {uri} failed: {error}") from error
     except GlanceError as error:
         reason = error.message or error.extra_detail
         raise ImportFailed(f"Downloading {uri} failed: {reason}") from error
-    return _record(image, written)
+    return staging.record_staged(image, written)
 
 
-def _record(image: Image, written: WrittenData) -> StagedData:
-    detection = written.detection or Detection()
-    staged, _ = StagedData.objects.update_or_create(
-        image=image,
-        defaults={
-            "size": written.size,
-            "checksum": written.checksum,
-            "os_hash_algo": written.os_hash_algo,
-            "os_hash_value": written.os_hash_value,
-            "detected_format": detection.name,
-            "virtual_size": detection.virtual_size,
-            "format_problem": detection.ambiguity or detection.safety_problem,
-        },
-    )
-    return staged
-
-
-def _plan(task: Task, total: int | None, *, inspect: bool, judge: bool, disk_format=None):
+def _plan(
+    task: Task, total: int | None, *, inspect: bool, judge: bool, disk_format=None
+) -> WritePlan:
     def progress(done: int) -> None:
         if done - progress.saved >= 16 * 1024 * 1024:
             progress.saved = done
@@ -138,15 +112,11 @@ def _plan(task: Task, total: int | None, *, inspect: bool, judge: bool, disk_for
                 raise ImportFailed("The task was taken over by another import.")
 
     progress.saved = 0
-    return WritePlan(
-        hash_algo=settings.HASHING_ALGORITHM,
-        byte_limit=settings.IMAGE_SIZE_CAP,
-        limit_error=lambda size: GlanceError(413, "The image exceeds IMAGE_SIZE_CAP."),
+    return write_plan(
         expected_size=total,
         disk_format=disk_format,
         inspect=inspect,
         judge_format=judge,
-        require_format_match=settings.REQUIRE_IMAGE_FORMAT_MATCH,
         on_progress=progress,
     )
 
@@ -172,8 +142,17 @@ def _run_plugins(
     try:
         run_chain(context)
     except ImportPluginError as error:
-        raise ImportFailed(f"Import plugin failed: {error}") from error
+        raise ImportFailed(plugin_failure_message(error)) from error
     return context
+
+
+def plugin_failure_message(error: ImportPluginError) -> str:
+    """The task message for a failed plugin: what went wrong, and whether retrying may help."""
+    if error.permanent:
+        advice = "Retrying will fail again until the data or the import settings change."
+    else:
+        advice = "This may be temporary: retrying the import may succeed."
+    return f"Import plugin failed: {error} {advice}"
 
 
 def _store_and_activate(
@@ -184,17 +163,15 @@ def _store_and_activate(
     first, *others = [known[name] for name in targets]
     image.disk_format = context.disk_format
     if context.data_changed:
-        written = _stream_into(task, image, context.data_path, first, judge=True)
+        written = _write_file_into(task, image, context.data_path, first)
     else:
-        written = _move_staged_into(image, staged, first)
+        written = _place_staged_into(image, staged, first)
     _store_done(image, first.id)
     for store in others:
-        _stream_into(task, image, first.path_for(image.id), store, judge=False)
+        _copy_into(task, image, first, written.size, store)
         _store_done(image, store.id)
     _activate(task, image, written, [first, *others], context)
-    if method != "copy-image":
-        staging.remove_staged(image.id)
-        StagedData.objects.filter(image=image).delete()
+    staging.discard_staged(image.id)
 
 
 def _store_done(image: Image, store_id: str) -> None:
@@ -203,24 +180,19 @@ def _store_done(image: Image, store_id: str) -> None:
     image.set_system_property(IMPORTING_TO_STORES, ",".join(remaining))
 
 
-def _move_staged_into(image: Image, staged: StagedData, store) -> WrittenData:
-    """Zero-copy: the staged file becomes the store file, its staging hashes reused."""
+def _place_staged_into(image: Image, staged: StagedData, store: ImageStore) -> WrittenData:
+    """Zero-copy: the staged file becomes the store's data, its staging hashes reused."""
     virtual_size = staged.virtual_size
     if image.container_format == "bare":
-        detection = Detection(
-            name=staged.detected_format,
-            virtual_size=staged.virtual_size,
-            ambiguity=staged.format_problem if not staged.detected_format else "",
-            safety_problem=staged.format_problem if staged.detected_format else "",
-        )
+        detection = staging.staged_detection(staged)
         try:
             judged = verdict(
                 detection, image.disk_format or "", staged.size, settings.REQUIRE_IMAGE_FORMAT_MATCH
             )
-            virtual_size = judged.virtual_size
         except GlanceError as refusal:
             raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
-    _place_staged_file(staging.staging_path_for(image.id), store, image.id)
+        virtual_size = judged.virtual_size
+    store.place_file(image.id, staging.staging_path_for(image.id))
     return WrittenData(
         size=staged.size,
         checksum=staged.checksum,
@@ -230,41 +202,39 @@ def _move_staged_into(image: Image, staged: StagedData, store) -> WrittenData:
     )
 
 
-def _place_staged_file(source: Path, store, image_id: str) -> None:
-    """Hard-link the staged file into the store when they share a filesystem (no byte moves;
-    the staged name stays until success, so a failure keeps the data staged), else copy."""
-    store.directory.mkdir(parents=True, exist_ok=True)
-    temporary = store.temporary_path_for(image_id)
-    temporary.unlink(missing_ok=True)
-    if os.stat(source).st_dev == os.stat(store.directory).st_dev:
-        os.link(source, temporary)
-    else:
-        shutil.copyfile(source, temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-    os.replace(temporary, store.path_for(image_id))
-    directory = os.open(store.directory, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
+    """The plugins' output, judged against the (maybe converted) disk format."""
+    plan = _plan(task, path.stat().st_size, inspect=True, judge=True, disk_format=image.disk_format)
+    return _write(lambda: store.write_file(image.id, path, plan))
 
 
-def _stream_into(task: Task, image: Image, source: Path, store, *, judge: bool) -> WrittenData:
-    store.directory.mkdir(parents=True, exist_ok=True)
-    size = source.stat().st_size
-    plan = _plan(task, size, inspect=judge, judge=judge, disk_format=image.disk_format)
+def _copy_into(
+    task: Task, image: Image, source: ImageStore, size: int, store: ImageStore
+) -> WrittenData:
+    """Another copy of data already judged and active in ``source``."""
+    plan = _plan(task, size, inspect=False, judge=False)
+    return _write(lambda: store.write(image.id, _chunks_of(source, image.id), plan))
+
+
+def _chunks_of(store: ImageStore, image_id: str) -> Readable:
+    return ChunkReader(store.read(image_id))
+
+
+def _write(write) -> WrittenData:
     try:
-        with open(source, "rb") as handle:
-            return write_image(
-                handle, store.path_for(image.id), store.temporary_path_for(image.id), plan
-            )
+        return write()
     except GlanceError as refusal:
         raise ImportFailed(refusal.message or refusal.extra_detail) from refusal
 
 
-def _activate(task: Task, image: Image, written: WrittenData, written_to, context) -> None:
-    if image.status == ImageStatus.IMPORTING:
+def _activate(
+    task: Task,
+    image: Image,
+    written: WrittenData,
+    written_to: list[ImageStore],
+    context: ImportContext | None,
+) -> None:
+    if context is not None and image.status == ImageStatus.IMPORTING:
         first = written_to[0]
         if not image.activate_with_data(
             written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
@@ -275,7 +245,7 @@ def _activate(task: Task, image: Image, written: WrittenData, written_to, contex
         ImageLocation.objects.update_or_create(
             image=image, store=store.id, defaults={"url": store.url_for(image.id)}
         )
-    for name, value in context.properties.items():
+    for name, value in (context.properties if context else {}).items():
         ImageProperty.objects.update_or_create(image=image, name=name, defaults={"value": value})
     task.record_progress(written.size, written.size)
     _release(task, image)
@@ -290,24 +260,13 @@ def _copy_image(task: Task, image: Image) -> None:
     known = stores.all_stores()
     if location is None or location.store not in known:
         raise ImportFailed("The image has no data to copy.")
-    source = known[location.store].path_for(image.id)
+    source = known[location.store]
     targets = [known[name] for name in task.input["backend"]]
     written = None
     for store in targets:
-        written = _stream_into(task, image, source, store, judge=False)
+        written = _copy_into(task, image, source, image.size, store)
         _store_done(image, store.id)
-    context = ImportContext(
-        image_id=image.id,
-        method="copy-image",
-        data_path=source,
-        work_dir=source.parent,
-        disk_format=image.disk_format,
-        container_format=image.container_format,
-        properties={},
-        roles=frozenset(),
-        settings=task.input["settings"],
-    )
-    _activate(task, image, written, targets, context)
+    _activate(task, image, written, targets, None)
 
 
 # --- endings ---------------------------------------------------------------------------------
@@ -322,11 +281,10 @@ def fail_import(task: Task, image: Image, message: str) -> None:
     """End an import as failed and put the image back where the user can retry it."""
     method = task.input["import_req"]["method"]["name"]
     _remove_copies_made(task, image)
-    if method == "glance-direct" and staging.staging_path_for(image.id).exists():
+    if method == "glance-direct" and staging.has_staged_file(image.id):
         image.move(ImageStatus.IMPORTING, ImageStatus.UPLOADING)
     elif method != "copy-image":
-        staging.remove_staged(image.id)
-        StagedData.objects.filter(image=image).delete()
+        staging.discard_staged(image.id)
         image.revert_to_queued(source=ImageStatus.IMPORTING)
     failed = set(_split(image.property_dict().get(FAILED_IMPORT)))
     if stores.multiple_stores():

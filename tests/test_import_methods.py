@@ -160,6 +160,9 @@ def test_failing_plugin_keeps_staged_data_and_a_retry_succeeds(owner, queued, se
 
     task = Task.objects.get(image_id=queued.id)
     assert task.status == "failure" and "Unknown import plugin: no_such_plugin" in task.message
+    assert task.message.endswith(
+        "Retrying will fail again until the data or the import settings change."
+    )
     assert reloaded(queued).status == "uploading"
     assert (data_dir / "staging" / queued.id).read_bytes() == DATA
 
@@ -278,17 +281,23 @@ def reloaded_image(image_id: str):
     return Image.objects.get(pk=image_id)
 
 
-def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, tmp_path, data_dir):
+def stage_empty_qcow2(persona, make_image, tmp_path) -> tuple[Image, bytes]:
+    """A qcow2 image staged by ``persona``, with the qcow2 bytes qemu-img made."""
     source = tmp_path / "disk.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
-    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
-    settings.IMAGE_CONVERSION_OUTPUT_FORMAT = "raw"
     image = make_image(disk_format="qcow2", container_format="bare")
-    owner.client().put(
+    persona.client().put(
         f"/v2/images/{image.id}/stage",
         data=source.read_bytes(),
         content_type="application/octet-stream",
     )
+    return image, source.read_bytes()
+
+
+def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, tmp_path, data_dir):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    settings.IMAGE_CONVERSION_OUTPUT_FORMAT = "raw"
+    image, _ = stage_empty_qcow2(owner, make_image, tmp_path)
 
     start_import(owner, image, {"method": {"name": "glance-direct"}})
 
@@ -297,3 +306,19 @@ def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, t
     assert (image.status, image.disk_format) == ("active", "raw")
     assert image.size == image.virtual_size == 4 * 1024 * 1024 == len(stored)
     assert image.checksum == hashlib.md5(stored).hexdigest()
+
+
+def test_temporary_plugin_failure_keeps_staged_data_and_says_a_retry_may_succeed(
+    owner, make_image, settings, tmp_path, data_dir
+):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    settings.IMAGE_CONVERSION_TIMEOUT = 0.000001  # qemu-img cannot finish in time
+    image, staged = stage_empty_qcow2(owner, make_image, tmp_path)
+
+    start_import(owner, image, {"method": {"name": "glance-direct"}})
+
+    task = Task.objects.get(image_id=image.id)
+    assert "did not finish within" in task.message
+    assert task.message.endswith("This may be temporary: retrying the import may succeed.")
+    assert reloaded(image).status == "uploading"
+    assert (data_dir / "staging" / image.id).read_bytes() == staged

@@ -1,18 +1,29 @@
-"""The staging area (``NODE_STAGING_URI``): where ``PUT /stage`` and web-download put data.
+"""The staging area (``NODE_STAGING_URI``): where ``PUT /stage`` and web-download put data,
+and the one owner of what is known about staged data (the ``StagedData`` record).
 
 It may be a filesystem shared by several API nodes and workers. A staged file's path is built
 only from the image's UUID, and checked to stay under the root, so nothing a caller sends can
-point outside it.
+point outside it. An import's plugins work in a per-task directory under the same root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 from django.conf import settings
+
+from images.models import Image, StagedData
+from images.storage.base import Readable, WrittenData
+from images.storage.inspection import Detection
+from images.storage.writer import WritePlan, write_image
+
+WORK_DIR_PREFIX = ".work-"
 
 
 def staging_root() -> Path:
@@ -48,8 +59,72 @@ def ensure_staging_root() -> str | None:
     return None
 
 
-def remove_staged(image_id: str) -> int:
-    """Delete the staged and partial files of an image; return the bytes freed."""
+def write_staged(image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
+    """Stream ``source`` into the image's staging file, atomically, checked as ``plan`` says."""
+    path = staging_path_for(image_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_image(source, path, temporary_staging_path_for(image_id), plan)
+
+
+def record_staged(image: Image, written: WrittenData) -> StagedData:
+    """Keep what the staging write learned, for the import to reuse without reading again."""
+    detection = written.detection or Detection()
+    staged, _ = StagedData.objects.update_or_create(
+        image=image,
+        defaults={
+            "size": written.size,
+            "checksum": written.checksum,
+            "os_hash_algo": written.os_hash_algo,
+            "os_hash_value": written.os_hash_value,
+            "detected_format": detection.name,
+            "virtual_size": detection.virtual_size,
+            "format_problem": detection.ambiguity or detection.safety_problem,
+        },
+    )
+    return staged
+
+
+def staged_detection(staged: StagedData) -> Detection:
+    """What the inspector saw while the data was staged, to judge it without reading again."""
+    return Detection(
+        name=staged.detected_format,
+        virtual_size=staged.virtual_size,
+        ambiguity=staged.format_problem if not staged.detected_format else "",
+        safety_problem=staged.format_problem if staged.detected_format else "",
+    )
+
+
+def staged_data(image: Image) -> StagedData | None:
+    """The image's staged data when both its record and its file are there, else None."""
+    staged = StagedData.objects.filter(image=image).first()
+    if staged is None or not staging_path_for(image.id).exists():
+        return None
+    return staged
+
+
+def has_staged_file(image_id: str) -> bool:
+    return staging_path_for(image_id).exists()
+
+
+def discard_staged(image_id: str) -> int:
+    """Remove the image's staged data, file and record; return the bytes freed."""
+    freed = _remove_staged_files(image_id)
+    StagedData.objects.filter(image_id=image_id).delete()
+    return freed
+
+
+@contextlib.contextmanager
+def work_directory(task_id: str) -> Iterator[Path]:
+    """A scratch directory for one import's plugins, removed when the import ends."""
+    path = staging_root() / f"{WORK_DIR_PREFIX}{uuid.UUID(task_id)}"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_staged_files(image_id: str) -> int:
     freed = 0
     for path in (staging_path_for(image_id), temporary_staging_path_for(image_id)):
         try:

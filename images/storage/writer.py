@@ -1,4 +1,5 @@
-"""The streaming writer: one pass over the request body writes, hashes and inspects it.
+"""The streaming writer: one pass over the request body writes a local file, hashes and inspects
+it. The filesystem store and the staging area write through it.
 
 Reading the socket, writing the file, MD5 and the ``os_hash_algo`` digest each run on their own
 thread (hashlib and file writes release the GIL on large buffers), so an upload moves at the
@@ -15,33 +16,19 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from django.conf import settings
 from oslo_utils.imageutils import format_inspector
 
+from images.storage.base import CHUNK_SIZE, Readable, WrittenData
 from images.storage.inspection import Detection, detect, verdict
 from imageservice.errors import GlanceError
 
-CHUNK_SIZE = 1024 * 1024
 IN_FLIGHT = 8
 # Written bytes are flushed to disk and dropped from the page cache every FLUSH_EVERY bytes.
 # Filling fresh page-cache pages cost more CPU than hashing on the benchmark machine; reusing
 # the few just released keeps the write lane cheap, and the data is durable as it arrives.
 FLUSH_EVERY = 16 * 1024 * 1024
-
-
-class Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class WrittenData:
-    size: int
-    checksum: str
-    os_hash_algo: str
-    os_hash_value: str
-    virtual_size: int | None
-    detection: Detection | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +45,22 @@ class WritePlan:
     judge_format: bool = True
     require_format_match: bool = True
     on_progress: Callable[[int], None] | None = None
+
+
+def image_too_large(size: int) -> GlanceError:
+    return GlanceError(413, "The incoming image is too large: The provided image is too large.")
+
+
+def write_plan(**choices) -> WritePlan:
+    """A plan with the site's hash algorithm, size cap and format rule, overridden by
+    ``choices`` (any :class:`WritePlan` field)."""
+    defaults = {
+        "hash_algo": settings.HASHING_ALGORITHM,
+        "byte_limit": settings.IMAGE_SIZE_CAP,
+        "limit_error": image_too_large,
+        "require_format_match": settings.REQUIRE_IMAGE_FORMAT_MATCH,
+    }
+    return WritePlan(**{**defaults, **choices})
 
 
 class _Pipeline:
@@ -154,7 +157,7 @@ def write_image(
     pipeline.close()
     os.close(fd)
     os.replace(temporary, destination)
-    _fsync_directory(destination.parent)
+    fsync_directory(destination.parent)
     return WrittenData(
         size=size,
         checksum=pipeline.md5.hexdigest(),
@@ -196,7 +199,7 @@ def _judge(detection: Detection | None, plan: WritePlan, size: int) -> int | Non
     return verdict(detection, plan.disk_format or "", size, plan.require_format_match).virtual_size
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rest_framework.response import Response
 
 from images.storage import stores
-from images.storage.writer import CHUNK_SIZE
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
 
@@ -42,15 +41,8 @@ class StoresDetailView(GlanceAPIView):
         entries = _store_entries()
         known = stores.all_stores()
         for entry in entries:
+            store = known[entry["id"]]
             entry.update(
-                {
-                    "type": "file",
-                    "weight": 0,
-                    "properties": {
-                        "data_dir": str(known[entry["id"]].directory),
-                        "chunk_size": CHUNK_SIZE,
-                        "thin_provisioning": False,
-                    },
-                }
+                {"type": store.type_name, "weight": store.weight, "properties": store.properties()}
             )
         return Response({"stores": entries})

@@ -7,8 +7,13 @@ from django.http import HttpResponse
 from rest_framework.response import Response
 
 from images import data
-from images.views.data import announced_size, check_upload_media_type, content_length
 from images.views.lookup import ImageLookupMixin
+from images.views.transfer import (
+    BodyReader,
+    announced_size,
+    check_upload_media_type,
+    content_length,
+)
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
 from tasks import services as imports
@@ -48,7 +53,7 @@ class StageView(ImportAPIView):
         check_upload_media_type(request)
         size = announced_size(request)
         image = self.get_image(image_id)
-        body = data.BodyReader(request._request.META["wsgi.input"], content_length(request))
+        body = BodyReader(request._request.META["wsgi.input"], content_length(request))
         data.stage(image, body, announced_size=size)
         return no_content()
 

@@ -1,0 +1,119 @@
+"""The store driver contract: what every image store does, whatever keeps the bytes.
+
+A store holds at most one object per image, named only by the image's UUID (from our own
+database: nothing a caller sends becomes a name). The services above (``images.data`` for
+uploads and downloads, ``tasks.runner`` for imports) speak only this contract; they never open
+files or build paths of a store.
+
+Guarantees every driver keeps:
+
+- ``write`` is atomic: the data becomes visible under the image's name only when the whole
+  stream was read and every check of the plan passed; on any failure nothing of this attempt
+  is left in the store.
+- ``place_file`` makes a local file (a staged upload) the image's data without sending it
+  through the hashing pipeline again: a hard link on the same filesystem, else a copy, or a
+  server-side copy for an object store. The source file is left in place.
+- ``read`` streams in bounded chunks (never a whole image in memory).
+- ``delete`` removes the image's data and any partial attempt; missing data is not an error.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from images.storage.inspection import Detection
+    from images.storage.writer import WritePlan
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True)
+class WrittenData:
+    """What a write learned while the bytes went by."""
+
+    size: int
+    checksum: str
+    os_hash_algo: str
+    os_hash_value: str
+    virtual_size: int | None
+    detection: Detection | None = None
+
+
+class ImageStore(ABC):
+    """One configured store (Glance's backend): a name, a type and the bytes of images."""
+
+    type_name: ClassVar[str]
+    id: str
+    description: str
+    weight: int = 0
+
+    @abstractmethod
+    def write(self, image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
+        """Stream ``source`` in as the image's data, checked and hashed as ``plan`` says."""
+
+    def write_file(self, image_id: str, path: Path, plan: WritePlan) -> WrittenData:
+        """``write`` with the bytes of the local file ``path``."""
+        with open(path, "rb") as handle:
+            return self.write(image_id, handle, plan)
+
+    @abstractmethod
+    def place_file(self, image_id: str, path: Path) -> None:
+        """Make the local file ``path`` the image's data, leaving ``path`` where it is."""
+
+    @abstractmethod
+    def read(self, image_id: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
+        """The image's bytes (or the inclusive ``byte_range`` of them), in bounded chunks."""
+
+    @abstractmethod
+    def has_data(self, image_id: str) -> bool:
+        """Whether the store holds complete data for the image."""
+
+    @abstractmethod
+    def delete(self, image_id: str) -> None:
+        """Remove the image's data and whatever an unfinished write left."""
+
+    @abstractmethod
+    def url_for(self, image_id: str) -> str:
+        """The location URL Glance would record for the image in this store."""
+
+    @abstractmethod
+    def prepare(self) -> str | None:
+        """Make the store usable (directories, containers); a problem description, or None."""
+
+    def properties(self) -> dict[str, object]:
+        """The type-specific ``properties`` of ``GET /v2/info/stores/detail``."""
+        return {}
+
+
+class ChunkReader:
+    """A ``Readable`` over an iterator of chunks, to feed one store's ``read`` into another's
+    ``write``."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self.chunks = chunks
+        self.pending = b""
+
+    def read(self, size: int, /) -> bytes:
+        if not self.pending:
+            self.pending = next(self.chunks, b"")
+        chunk, self.pending = self.pending[:size], self.pending[size:]
+        return chunk
