@@ -14,7 +14,7 @@ from django.utils import timezone
 from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
 from images.storage import staging, stores
 from images.storage.base import ImageStore, Readable, WrittenData
-from images.storage.writer import image_too_large, write_plan
+from images.storage.writer import image_too_large, write_image, write_plan
 from imageservice.errors import GlanceError
 
 HEARTBEAT_SECONDS = 10
@@ -99,7 +99,7 @@ def _write(image: Image, body: Readable, announced_size: int | None, store) -> W
         inspect=image.container_format == "bare",
         on_progress=UploadHeartbeat(image),
     )
-    return store.write(image.id, body, plan)
+    return write_image(store, image.id, body, plan)
 
 
 class UploadHeartbeat:

@@ -28,7 +28,7 @@ from images.models import (
 from images.storage import staging, stores
 from images.storage.base import ChunkReader, ImageStore, Readable, WrittenData
 from images.storage.inspection import verdict
-from images.storage.writer import WritePlan, write_plan
+from images.storage.writer import WritePlan, write_file, write_image, write_plan
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
@@ -205,7 +205,7 @@ def _place_staged_into(image: Image, staged: StagedData, store: ImageStore) -> W
 def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
     """The plugins' output, judged against the (maybe converted) disk format."""
     plan = _plan(task, path.stat().st_size, inspect=True, judge=True, disk_format=image.disk_format)
-    return _write(lambda: store.write_file(image.id, path, plan))
+    return _write(lambda: write_file(store, image.id, path, plan))
 
 
 def _copy_into(
@@ -213,7 +213,7 @@ def _copy_into(
 ) -> WrittenData:
     """Another copy of data already judged and active in ``source``."""
     plan = _plan(task, size, inspect=False, judge=False)
-    return _write(lambda: store.write(image.id, _chunks_of(source, image.id), plan))
+    return _write(lambda: write_image(store, image.id, _chunks_of(source, image.id), plan))
 
 
 def _chunks_of(store: ImageStore, image_id: str) -> Readable:

@@ -5,11 +5,12 @@ database: nothing a caller sends becomes a name). The services above (``images.d
 uploads and downloads, ``tasks.runner`` for imports) speak only this contract; they never open
 files or build paths of a store.
 
-Guarantees every driver keeps:
+A driver receives bytes that are already hashed and inspected: the single-pass pipeline
+(``images.storage.writer``) feeds the :class:`StoreWrite` that ``open_write`` returns and commits
+it only when every check passed, or aborts it. Guarantees every driver keeps:
 
-- ``write`` is atomic: the data becomes visible under the image's name only when the whole
-  stream was read and every check of the plan passed; on any failure nothing of this attempt
-  is left in the store.
+- a write is atomic: the data becomes visible under the image's name only on ``commit``; after
+  ``abort`` nothing of that attempt is left in the store.
 - ``place_file`` makes a local file (a staged upload) the image's data without sending it
   through the hashing pipeline again: a hard link on the same filesystem, else a copy, or a
   server-side copy for an object store. The source file is left in place.
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from images.storage.inspection import Detection
-    from images.storage.writer import WritePlan
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -58,6 +58,22 @@ class WrittenData:
     detection: Detection | None = None
 
 
+class StoreWrite(ABC):
+    """One attempt at writing an image's data into a store."""
+
+    @abstractmethod
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` (called from one thread, in order)."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the bytes written so far durable and the image's data in the store."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Give up the attempt, leaving nothing of it behind; safe to call after a failure."""
+
+
 class ImageStore(ABC):
     """One configured store (Glance's backend): a name, a type and the bytes of images."""
 
@@ -67,13 +83,8 @@ class ImageStore(ABC):
     weight: int = 0
 
     @abstractmethod
-    def write(self, image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
-        """Stream ``source`` in as the image's data, checked and hashed as ``plan`` says."""
-
-    def write_file(self, image_id: str, path: Path, plan: WritePlan) -> WrittenData:
-        """``write`` with the bytes of the local file ``path``."""
-        with open(path, "rb") as handle:
-            return self.write(image_id, handle, plan)
+    def open_write(self, image_id: str) -> StoreWrite:
+        """Start writing the image's data; nothing is visible until the write commits."""
 
     @abstractmethod
     def place_file(self, image_id: str, path: Path) -> None:

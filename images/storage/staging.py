@@ -20,8 +20,9 @@ from django.conf import settings
 
 from images.models import Image, StagedData
 from images.storage.base import Readable, WrittenData
+from images.storage.filesystem import FileWrite
 from images.storage.inspection import Detection
-from images.storage.writer import WritePlan, write_image
+from images.storage.writer import WritePlan, stream_into
 
 WORK_DIR_PREFIX = ".work-"
 
@@ -61,9 +62,8 @@ def ensure_staging_root() -> str | None:
 
 def write_staged(image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
     """Stream ``source`` into the image's staging file, atomically, checked as ``plan`` says."""
-    path = staging_path_for(image_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_image(source, path, temporary_staging_path_for(image_id), plan)
+    sink = FileWrite(staging_path_for(image_id), temporary_staging_path_for(image_id))
+    return stream_into(sink, source, plan)
 
 
 def record_staged(image: Image, written: WrittenData) -> StagedData:

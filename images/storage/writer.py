@@ -1,16 +1,16 @@
-"""The streaming writer: one pass over the request body writes a local file, hashes and inspects
-it. The filesystem store and the staging area write through it.
+"""The write pipeline: one pass over the incoming bytes feeds a store's write, MD5, the
+``os_hash_algo`` digest and the format inspector, whatever the store.
 
-Reading the socket, writing the file, MD5 and the ``os_hash_algo`` digest each run on their own
-thread (hashlib and file writes release the GIL on large buffers), so an upload moves at the
-speed of its slowest stage instead of the sum of all four. At most ``IN_FLIGHT`` chunks are
-queued, so memory stays flat whatever the image size.
+Reading the socket, the store write, MD5 and the digest each run on their own thread (hashlib
+and file or socket writes release the GIL on large buffers), so an upload moves at the speed of
+its slowest stage instead of the sum of all four. At most ``IN_FLIGHT`` chunks are queued, so
+memory stays flat whatever the image size. The store write is committed only once every check
+passed, and aborted on any failure.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,15 +20,11 @@ from pathlib import Path
 from django.conf import settings
 from oslo_utils.imageutils import format_inspector
 
-from images.storage.base import CHUNK_SIZE, Readable, WrittenData
+from images.storage.base import CHUNK_SIZE, ImageStore, Readable, StoreWrite, WrittenData
 from images.storage.inspection import Detection, detect, verdict
 from imageservice.errors import GlanceError
 
 IN_FLIGHT = 8
-# Written bytes are flushed to disk and dropped from the page cache every FLUSH_EVERY bytes.
-# Filling fresh page-cache pages cost more CPU than hashing on the benchmark machine; reusing
-# the few just released keeps the write lane cheap, and the data is durable as it arrives.
-FLUSH_EVERY = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,11 +60,10 @@ def write_plan(**choices) -> WritePlan:
 
 
 class _Pipeline:
-    """Three single-thread lanes (file, MD5, digest) fed the same chunks in order."""
+    """Three single-thread lanes (store write, MD5, digest) fed the same chunks in order."""
 
-    def __init__(self, fd: int, hash_algo: str):
-        self.fd = fd
-        self.file = _FlushingFile(fd)
+    def __init__(self, sink: StoreWrite, hash_algo: str):
+        self.sink = sink
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.digest = hashlib.new(hash_algo)
         self.lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(3)]
@@ -79,7 +74,7 @@ class _Pipeline:
             self._settle(self.pending.popleft())
         self.pending.append(
             [
-                self.lanes[0].submit(self.file.write, chunk),
+                self.lanes[0].submit(self.sink.write, chunk),
                 self.lanes[1].submit(self.md5.update, chunk),
                 self.lanes[2].submit(self.digest.update, chunk),
             ]
@@ -99,30 +94,6 @@ class _Pipeline:
             future.result()
 
 
-class _FlushingFile:
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.written = 0
-        self.flushed = 0
-
-    def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            count = os.write(self.fd, view)
-            view = view[count:]
-        self.written += len(chunk)
-        if self.written - self.flushed >= FLUSH_EVERY:
-            os.fdatasync(self.fd)
-            release_cached_pages(self.fd, self.flushed, self.written - self.flushed)
-            self.flushed = self.written
-
-
-def release_cached_pages(fd: int, offset: int, length: int) -> None:
-    """Drop already-flushed pages of ``fd`` from the page cache (no-op where unsupported)."""
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-
-
 def _read_body(source: Readable) -> bytes:
     try:
         return source.read(CHUNK_SIZE)
@@ -131,33 +102,23 @@ def _read_body(source: Readable) -> bytes:
         raise GlanceError(400, f"Error reading the image data from the request: {error}") from error
 
 
-def write_image(
-    source: Readable, destination: Path, temporary: Path, plan: WritePlan
-) -> WrittenData:
-    """Stream ``source`` into ``destination`` atomically; on any failure nothing is left behind.
-
-    The bytes go to ``temporary``, are flushed to disk and renamed into place only when every
-    check passed, so a crash never leaves a torn file under the image's name.
-    """
+def stream_into(sink: StoreWrite, source: Readable, plan: WritePlan) -> WrittenData:
+    """Stream ``source`` into ``sink``, checked as ``plan`` says; commit only when every check
+    passed, abort (nothing left behind) on any failure."""
     wrapper = format_inspector.InspectWrapper(source) if plan.inspect else None
     reader: Readable = wrapper or source
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    pipeline = _Pipeline(fd, plan.hash_algo)
+    pipeline = _Pipeline(sink, plan.hash_algo)
     try:
         size = _pump(reader, pipeline, plan)
         pipeline.drain()
-        os.fsync(fd)
         detection = _detect(wrapper)
         virtual_size = _judge(detection, plan, size)
+        pipeline.close()
+        sink.commit()
     except BaseException:
         pipeline.close()
-        os.close(fd)
-        temporary.unlink(missing_ok=True)
+        sink.abort()
         raise
-    pipeline.close()
-    os.close(fd)
-    os.replace(temporary, destination)
-    fsync_directory(destination.parent)
     return WrittenData(
         size=size,
         checksum=pipeline.md5.hexdigest(),
@@ -166,6 +127,17 @@ def write_image(
         virtual_size=virtual_size,
         detection=detection,
     )
+
+
+def write_image(store: ImageStore, image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
+    """Stream ``source`` into ``store`` as the data of ``image_id``."""
+    return stream_into(store.open_write(image_id), source, plan)
+
+
+def write_file(store: ImageStore, image_id: str, path: Path, plan: WritePlan) -> WrittenData:
+    """``write_image`` with the bytes of the local file ``path``."""
+    with open(path, "rb") as handle:
+        return write_image(store, image_id, handle, plan)
 
 
 def _pump(reader: Readable, pipeline: _Pipeline, plan: WritePlan) -> int:
@@ -197,11 +169,3 @@ def _judge(detection: Detection | None, plan: WritePlan, size: int) -> int | Non
     if detection is None or not plan.judge_format:
         return None
     return verdict(detection, plan.disk_format or "", size, plan.require_format_match).virtual_size
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
