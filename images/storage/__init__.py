@@ -1,1 +1,2 @@
-"""Image data: filesystem stores and the streaming writer that hashes and inspects in one pass."""
+"""Image bytes and staged data: the store driver contract, its drivers, the single-pass write
+pipeline and the staging area."""
