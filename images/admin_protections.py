@@ -13,6 +13,7 @@ from django.contrib import admin
 
 from images.models import PropertyProtection
 from imageservice.admin_site import OperatorPermissions, operator_site
+from imageservice.config_syntax import split_list
 from imageservice.policy.engine import get_policy
 
 OPERATIONS = ("create", "read", "update", "delete")
@@ -54,7 +55,7 @@ def _rule_problem(rule_format: str | None, value: str) -> str | None:
         if value not in get_policy().rules:
             return f"No policy rule named {value!r}."
         return None
-    roles = [role.strip() for role in value.split(",") if role.strip()]
+    roles = split_list(value)
     if len(roles) > 1 and ({"@", "!"} & set(roles)):
         return "@ and ! cannot be combined with roles."
     return None

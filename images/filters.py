@@ -335,6 +335,7 @@ def split_in_list(text: str) -> list[str]:
 
     Commas separate elements; an element wrapped in double quotes may contain commas, and
     `\\"` stands for a literal quote. A quote must open an element and close it.
+    Not the csv module: it lets a quote start inside an element and cannot give Glance's 400s.
     """
     elements: list[str] = []
     current: list[str] = []

@@ -26,6 +26,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from images.models import PropertyProtection
+from imageservice.config_syntax import split_list
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.engine import get_policy
@@ -44,7 +45,7 @@ GLANCE_SECTION = "os_glance.*"
 
 def split_roles(value: str) -> frozenset[str]:
     """A roles value as the set of lower-case names it lists (``@``/``!`` included)."""
-    return frozenset(role.strip().lower() for role in value.split(",") if role.strip())
+    return frozenset(role.lower() for role in split_list(value))
 
 
 @dataclass(frozen=True)

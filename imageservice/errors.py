@@ -58,6 +58,8 @@ class GlanceError(drf_exceptions.APIException):
         super().__init__(message or "")
 
 
+# Not Django's get_preferred_type(): it picks JSON for `application/json, */*` (WebOb: HTML, the
+# first offer winning the tie), drops q=0 ranges and reads no Accept as */* (WebOb: plain text).
 def _parse_accept(header: str) -> list[tuple[str, float]]:
     ranges = []
     for part in header.split(","):

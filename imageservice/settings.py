@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from imageservice.config_syntax import ConfigSyntaxError, parse_dict, split_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -38,22 +40,24 @@ def env_int(name: str, default: int) -> int:
         return default
 
 
-def env_list(name: str, default: list[str], separator: str = ",") -> list[str]:
+def env_list(name: str, default: list[str]) -> list[str]:
+    """An oslo.config list value: ``" a, ,b "`` → ``["a", "b"]``."""
     value = os.environ.get(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(separator) if item.strip()]
+    return default if value is None else split_list(value)
 
 
-def env_mapping(name: str, separator: str = ",") -> dict[str, str]:
-    """``"a:x,b:y"`` → ``{"a": "x", "b": "y"}`` (the value may itself contain ``:``)."""
-    mapping = {}
-    for item in env_list(name, [], separator):
-        key, found, value = item.partition(":")
-        if not found or not key.strip() or not value.strip():
-            INVALID_SETTINGS[name] = item
-            continue
-        mapping[key.strip()] = value.strip()
+def env_mapping(name: str, pair_separator: str = ",") -> dict[str, str]:
+    """An oslo.config dict value: ``"a:x,b:y"`` → ``{"a": "x", "b": "y"}``, no value empty."""
+    value = os.environ.get(name, "")
+    try:
+        mapping = parse_dict(value, pair_separator=pair_separator)
+    except ConfigSyntaxError:
+        mapping = None
+    if mapping is None or "" in mapping.values():
+        # Left for the system check to report with a hint instead of a traceback; an empty
+        # value would be a store without a path.
+        INVALID_SETTINGS[name] = value
+        return {}
     return mapping
 
 
@@ -202,7 +206,7 @@ SHOW_IMAGE_DIRECT_URL = env_bool("SHOW_IMAGE_DIRECT_URL")
 # Glance); "fast:/srv/fast,cheap:/srv/cheap" = named stores (multi-store Glance).
 ENABLED_BACKENDS = env_mapping("ENABLED_BACKENDS")
 DEFAULT_BACKEND = env_str("DEFAULT_BACKEND")
-BACKEND_DESCRIPTIONS = env_mapping("BACKEND_DESCRIPTIONS", separator=";")
+BACKEND_DESCRIPTIONS = env_mapping("BACKEND_DESCRIPTIONS", pair_separator=";")
 IMAGE_SIZE_CAP = env_bytes("IMAGE_SIZE_CAP", 1024**4)
 USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)

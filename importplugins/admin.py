@@ -14,7 +14,7 @@ from django.urls import reverse
 from imageservice.admin_site import OperatorPermissions, operator_site
 from importplugins.chain import installed_plugins
 from importplugins.conversion import OUTPUT_FORMATS
-from importplugins.import_settings import LIST_FIELDS, environment_values, split_list
+from importplugins.import_settings import LIST_FIELDS, environment_values, glance_list
 from importplugins.inject_metadata import parse_inject_properties
 from importplugins.models import ImportPluginStep, ImportSettings
 
@@ -75,7 +75,7 @@ class ImportSettingsForm(forms.ModelForm):
         return value
 
     def _clean_list(self, name: str) -> str:
-        return ",".join(split_list(self.cleaned_data[name]))
+        return ",".join(glance_list(self.cleaned_data[name]))
 
     def clean(self):
         cleaned = super().clean()

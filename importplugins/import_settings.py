@@ -9,7 +9,6 @@ environment values or from a Glance ``glance-image-import.conf``
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from imageservice.config_syntax import read_ini, split_list
 from importplugins.models import ImportPluginStep, ImportSettings
 
 LIST_FIELDS = (
@@ -96,17 +96,13 @@ def values_of(row: ImportSettings) -> ImportSettingsValues:
         inject_metadata_properties=row.inject_metadata_properties,
         image_conversion_output_format=row.image_conversion_output_format,
         source="database",
-        **{name: split_list(getattr(row, name)) for name in LIST_FIELDS},
+        **{name: glance_list(getattr(row, name)) for name in LIST_FIELDS},
     )
 
 
-def split_list(value: str) -> list[str]:
-    """oslo.config list syntax: ``a, b`` or ``['a', 'b']``; empty items are dropped."""
-    value = value.strip()
-    if value.startswith("[") and value.endswith("]"):
-        value = value[1:-1]
-    items = (item.strip().strip("\"'").strip() for item in value.split(","))
-    return [item for item in items if item]
+def glance_list(value: str) -> list[str]:
+    """A list option as Glance declares its import options: ``a, b`` or ``['a', 'b']``."""
+    return split_list(value, bounds=True, quotes=True)
 
 
 @transaction.atomic
@@ -135,18 +131,19 @@ def seed_from_environment() -> ImportSettings:
 def load_glance_conf(path: str | Path) -> ImportSettingsValues:
     """Read Glance's ``glance-image-import.conf``; options it leaves out keep the environment's.
 
-    Raises ``FileNotFoundError`` or ``configparser.Error`` for a missing or unreadable file.
+    Raises ``OSError`` for a missing or unreadable file, ``ConfigSyntaxError`` for one that is
+    not INI.
     """
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    with open(path, encoding="utf-8") as handle:
-        parser.read_file(handle)
+    # Not strict: oslo.config lets a later line override an option given twice.
+    ini = read_ini(Path(path).read_text(encoding="utf-8"), strict=False)
     changes: dict[str, object] = {}
     for (section, option), field in GLANCE_OPTIONS.items():
-        if not parser.has_option(section, option):
+        found = ini.value(section, option)
+        if found is None:
             continue
-        raw = parser.get(section, option).strip()
+        raw = found.text.strip()
         if field in ("inject_metadata_properties", "image_conversion_output_format"):
             changes[field] = raw.strip("\"'") if field.startswith("image_") else raw
         else:
-            changes[field] = split_list(raw)
+            changes[field] = glance_list(raw)
     return dataclasses.replace(environment_values(), source=str(path), **changes)

@@ -14,73 +14,27 @@ from __future__ import annotations
 
 import logging
 
+from imageservice.config_syntax import parse_dict
 from importplugins.base import ImportContext, ImportPlugin
 
 log = logging.getLogger(__name__)
 
 INJECTING_METHODS = frozenset({"glance-direct", "web-download"})
 RESERVED_PREFIX = "os_glance"
-QUOTES = "\"'"
-BOUNDARIES = ",:"
 
 
 def parse_inject_properties(value: str) -> dict[str, str]:
-    """Parse ``k:v,k2:v2`` or ``"k":"v","k2":"v2"`` into a dict; raise ``ValueError`` if malformed.
+    """``k:v,k2:v2`` or ``"k":"v","k2":"v2"`` as a dict; raise ``ValueError`` if malformed.
 
-    Pairs are separated by commas and split at the first colon, both outside quotes (a quote
-    opens only at the start of a key or value); whitespace around keys and values is dropped and
-    one level of matching quotes removed. An empty value
-    means no properties. A pair without a colon, an empty key, a duplicate key or a reserved
-    ``os_glance`` key is an error.
+    The syntax is oslo.config's dict syntax with quotes, see
+    :func:`imageservice.config_syntax.parse_dict`; a key starting with ``os_glance`` is refused
+    too (Glance reserves those).
     """
-    properties: dict[str, str] = {}
-    if not value.strip():
-        return properties
-    for pair in _split_outside_quotes(value, ","):
-        parts = _split_outside_quotes(pair, ":", maxsplit=1)
-        if len(parts) != 2:
-            raise ValueError(f"expected key:value, got {pair.strip()!r}")
-        key, item = (_unquote(part) for part in parts)
-        if not key:
-            raise ValueError(f"empty key in {pair.strip()!r}")
-        if key in properties:
-            raise ValueError(f"duplicate key {key!r}")
+    properties = parse_dict(value)
+    for key in properties:
         if key.startswith(RESERVED_PREFIX):
             raise ValueError(f"{key!r} is reserved: keys starting with {RESERVED_PREFIX}")
-        properties[key] = item
     return properties
-
-
-def _split_outside_quotes(text: str, separator: str, maxsplit: int = -1) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quote = ""
-    at_token_start = True
-    for char in text:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in QUOTES and at_token_start:
-            # Only a quote that opens a key or value counts, so "it's" stays a plain value.
-            quote = char
-        elif char == separator and maxsplit != len(parts):
-            parts.append("".join(current))
-            current = []
-            at_token_start = True
-            continue
-        if not quote:
-            at_token_start = char in BOUNDARIES or (at_token_start and char.isspace())
-        current.append(char)
-    if quote:
-        raise ValueError(f"unbalanced {quote} in {text.strip()!r}")
-    parts.append("".join(current))
-    return parts
-
-
-def _unquote(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in QUOTES:
-        return text[1:-1]
-    return text
 
 
 class InjectImageMetadata(ImportPlugin):

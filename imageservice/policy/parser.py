@@ -4,6 +4,9 @@ Every predicate takes ``(creds, target)``: ``creds`` is the dict from
 ``Credentials.as_policy_dict()`` (plus ``is_admin``), ``target`` the mapping a view builds for the
 object being acted on. Besides the predicate, parsing keeps a small tree of the expression so the
 engine can explain which checks decided an outcome.
+
+Not oslo.policy itself: it evaluates through its own Enforcer and context objects, not ``rules``
+predicates the permission class composes, and brings oslo.config, oslo.context and oslo.utils.
 """
 
 from __future__ import annotations

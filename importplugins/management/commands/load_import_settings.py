@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import configparser
-
 from django.core.management.base import BaseCommand, CommandError
 
+from imageservice.config_syntax import ConfigSyntaxError
 from importplugins import import_settings
 from importplugins.chain import installed_plugins
 from importplugins.conversion import OUTPUT_FORMATS
@@ -31,7 +30,7 @@ class Command(BaseCommand):
         else:
             try:
                 values = import_settings.load_glance_conf(conf)
-            except (OSError, configparser.Error) as error:
+            except (OSError, UnicodeDecodeError, ConfigSyntaxError) as error:
                 raise CommandError(f"cannot read {conf}: {error}") from error
         validate(values)
         import_settings.apply(values)

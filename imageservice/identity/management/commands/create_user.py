@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from imageservice.config_syntax import split_list
 from imageservice.identity.models import Project
 from imageservice.identity.services import ensure_user
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         found = Project.objects.filter(name=project).first()
         if found is None:
             raise CommandError(f"No project named {project!r}; create it with create_project.")
-        role_names = [role.strip() for role in roles.split(",") if role.strip()]
+        role_names = split_list(roles)
         user, created = ensure_user(username, found, role_names, is_service=service)
         verb = "Created" if created else "Updated"
         self.stdout.write(
