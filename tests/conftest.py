@@ -9,6 +9,7 @@ reader    project A, role reader only: may look but not change or download
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -117,3 +118,19 @@ def make_image(db, owner):
         return image
 
     return make
+
+
+@pytest.fixture(scope="session")
+def qemu_img() -> str:
+    """qemu-img, which the image_conversion tests need; its absence fails them, never skips."""
+    path = shutil.which("qemu-img")
+    assert path, "qemu-img is missing: run `make system-deps` as root (Debian package qemu-utils)"
+    return path
+
+
+@pytest.fixture
+def without_qemu_img(monkeypatch, tmp_path):
+    """A PATH on which qemu-img cannot be found: any attempt to run it fails loudly."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))

@@ -279,9 +279,11 @@ def reloaded_image(image_id: str):
     return Image.objects.get(pk=image_id)
 
 
-def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, tmp_path, data_dir):
+def test_conversion_plugin_turns_a_qcow2_into_raw(
+    owner, make_image, settings, tmp_path, data_dir, qemu_img
+):
     source = tmp_path / "disk.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
     settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
     settings.IMAGE_CONVERSION_OUTPUT_FORMAT = "raw"
     image = make_image(disk_format="qcow2", container_format="bare")
@@ -298,3 +300,36 @@ def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, t
     assert (image.status, image.disk_format) == ("active", "raw")
     assert image.size == image.virtual_size == 4 * 1024 * 1024 == len(stored)
     assert image.checksum == hashlib.md5(stored).hexdigest()
+
+
+def test_conversion_plugin_without_qemu_img_fails_the_import_and_a_retry_succeeds(
+    owner, make_image, settings, tmp_path, data_dir, qemu_img, without_qemu_img, monkeypatch
+):
+    source = tmp_path / "disk.qcow2"
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    image = make_image(disk_format="qcow2", container_format="bare")
+    owner.client().put(
+        f"/v2/images/{image.id}/stage",
+        data=source.read_bytes(),
+        content_type="application/octet-stream",
+    )
+
+    failed = start_import(owner, image, {"method": {"name": "glance-direct"}})
+
+    assert failed.status_code == 202
+    task = Task.objects.get(image_id=image.id)
+    assert (task.status, task.message) == (
+        "failure",
+        "Import plugin failed: The image_conversion import plugin needs qemu-img, which is not "
+        "installed on this worker (Debian/Ubuntu package qemu-utils)",
+    )
+    assert reloaded(image).status == "uploading"
+    assert (data_dir / "staging" / image.id).read_bytes() == source.read_bytes()
+    assert not (data_dir / "images" / image.id).exists()
+
+    monkeypatch.undo()  # qemu-img is on PATH again
+    retried = start_import(owner, image, {"method": {"name": "glance-direct"}})
+
+    assert retried.status_code == 202
+    assert (reloaded(image).status, reloaded(image).disk_format) == ("active", "raw")
