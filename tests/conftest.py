@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -19,6 +20,11 @@ from images import protections
 from images.models import Image, ImageMember, ImageProperty, ImageTag
 from imageservice.identity import authentication
 from imageservice.identity import services as identity
+
+TESTS_DIR = Path(__file__).resolve().parent
+# Every test under these directories carries the marker, so `make test-fast`
+# (-m "not live and not browser") can leave out what needs a live server or chromium.
+DIRECTORY_MARKERS = {"live": pytest.mark.live, "browser": pytest.mark.browser}
 
 PERSONAS = {
     "admin": ("admin", ("admin", "member", "reader")),
@@ -38,6 +44,13 @@ class Persona:
 
     def client(self) -> APIClient:
         return APIClient(HTTP_X_AUTH_TOKEN=self.token)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        directory = item.path.relative_to(TESTS_DIR).parts[0]
+        if directory in DIRECTORY_MARKERS:
+            item.add_marker(DIRECTORY_MARKERS[directory])
 
 
 @pytest.fixture(autouse=True)
