@@ -70,6 +70,8 @@ class CheckFailed(Exception):
 
 
 def main() -> int:
+    # A CI timeout sends SIGTERM: unwind like Ctrl-C, so the server and the directory still go.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="imageservice-install-check-") as temp:
         root = Path(temp)
         log = root / "server.log"
@@ -97,19 +99,24 @@ def step(what: str) -> None:
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        raise CheckFailed(f"{' '.join(command)} exited {result.returncode}:\n{output}")
+    """Run ``command`` in the checkout; its output, stdout and stderr interleaved, on failure."""
+    label = " ".join(command)
+    try:
+        subprocess.run(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=COMMAND_TIMEOUT,
+            check=True,
+        )
+    except subprocess.CalledProcessError as error:
+        output = error.stdout.decode(errors="replace").strip()
+        raise CheckFailed(f"{label} exited {error.returncode}:\n{output}") from None
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{label} did not finish within {COMMAND_TIMEOUT} s") from None
 
 
 def build_venv(root: Path) -> Path:
