@@ -48,6 +48,8 @@ class Persona:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if not item.path.is_relative_to(TESTS_DIR):
+            continue  # collected from elsewhere in the same run
         directory = item.path.relative_to(TESTS_DIR).parts[0]
         if directory in DIRECTORY_MARKERS:
             item.add_marker(DIRECTORY_MARKERS[directory])
