@@ -43,7 +43,7 @@ class ImportPluginError(Exception):
 
     ``permanent=True`` says that retrying the same import with the same data and configuration
     cannot succeed (bad data, an unknown plugin, a missing tool): the task message says a retry
-    will fail again until the data or the import settings change. ``permanent=False`` is for
+    will fail again until that cause is fixed. ``permanent=False`` is for
     conditions that may clear up on their own (a timeout, a full disk): the message says a
     retry may succeed. The image is left retryable either way.
     """

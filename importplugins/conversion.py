@@ -38,6 +38,8 @@ QEMU_DRIVERS = {
     "vdi": "vdi",
 }
 PASS_THROUGH_FORMATS = frozenset({"iso"})
+# qemu-img is optional for the service as a whole: only this plugin runs it.
+QEMU_IMG_PACKAGE = "Debian/Ubuntu package qemu-utils"
 SKIPPED_METHODS = frozenset({"copy-image"})
 
 DEFAULT_CONVERT_TIMEOUT = 3600
@@ -150,11 +152,12 @@ def _inspect(path: Path) -> str:
 
 
 def qemu_img_path() -> str:
+    """Where ``qemu-img`` is on PATH; a permanent :class:`ImportPluginError` naming it if not."""
     path = shutil.which("qemu-img")
     if path is None:
         raise ImportPluginError(
             "The image_conversion import plugin needs qemu-img, which is not installed on this "
-            "worker (Debian/Ubuntu package qemu-utils)",
+            f"worker ({QEMU_IMG_PACKAGE})",
             permanent=True,
         )
     return path

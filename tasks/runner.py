@@ -150,7 +150,7 @@ def _run_plugins(
 def plugin_failure_message(error: ImportPluginError) -> str:
     """The task message for a failed plugin: what went wrong, and whether retrying may help."""
     if error.permanent:
-        advice = "Retrying will fail again until the data or the import settings change."
+        advice = "Retrying will fail again until the cause above is fixed."
     else:
         advice = "This may be temporary: retrying the import may succeed."
     return f"Import plugin failed: {error} {advice}"

@@ -9,7 +9,9 @@ reader    project A, role reader only: may look but not change or download
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -18,6 +20,11 @@ from images import protections
 from images.models import Image, ImageMember, ImageProperty, ImageTag
 from imageservice.identity import services as identity
 from imageservice.identity.tokens import forget_all_tokens
+
+TESTS_DIR = Path(__file__).resolve().parent
+# Every test under these directories carries the marker, so `make test-fast`
+# (-m "not live and not browser") can leave out what needs a live server or chromium.
+DIRECTORY_MARKERS = {"live": pytest.mark.live, "browser": pytest.mark.browser}
 
 PERSONAS = {
     "admin": ("admin", ("admin", "member", "reader")),
@@ -37,6 +44,15 @@ class Persona:
 
     def client(self) -> APIClient:
         return APIClient(HTTP_X_AUTH_TOKEN=self.token)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.path.is_relative_to(TESTS_DIR):
+            continue  # collected from elsewhere in the same run
+        directory = item.path.relative_to(TESTS_DIR).parts[0]
+        if directory in DIRECTORY_MARKERS:
+            item.add_marker(DIRECTORY_MARKERS[directory])
 
 
 @pytest.fixture(autouse=True)
@@ -117,3 +133,19 @@ def make_image(db, owner):
         return image
 
     return make
+
+
+@pytest.fixture(scope="session")
+def qemu_img() -> str:
+    """qemu-img, which the image_conversion tests need; its absence fails them, never skips."""
+    path = shutil.which("qemu-img")
+    assert path, "qemu-img is missing: run `make system-deps` as root (Debian package qemu-utils)"
+    return path
+
+
+@pytest.fixture
+def without_qemu_img(monkeypatch, tmp_path):
+    """A PATH on which qemu-img cannot be found: any attempt to run it fails loudly."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))

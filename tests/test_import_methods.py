@@ -160,9 +160,7 @@ def test_failing_plugin_keeps_staged_data_and_a_retry_succeeds(owner, queued, se
 
     task = Task.objects.get(image_id=queued.id)
     assert task.status == "failure" and "Unknown import plugin: no_such_plugin" in task.message
-    assert task.message.endswith(
-        "Retrying will fail again until the data or the import settings change."
-    )
+    assert task.message.endswith("Retrying will fail again until the cause above is fixed.")
     assert reloaded(queued).status == "uploading"
     assert (data_dir / "staging" / queued.id).read_bytes() == DATA
 
@@ -281,10 +279,10 @@ def reloaded_image(image_id: str):
     return Image.objects.get(pk=image_id)
 
 
-def stage_empty_qcow2(persona, make_image, tmp_path) -> tuple[Image, bytes]:
+def stage_empty_qcow2(persona, make_image, tmp_path, qemu_img: str) -> tuple[Image, bytes]:
     """A qcow2 image staged by ``persona``, with the qcow2 bytes qemu-img made."""
     source = tmp_path / "disk.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(source), "4M"], check=True)
     image = make_image(disk_format="qcow2", container_format="bare")
     persona.client().put(
         f"/v2/images/{image.id}/stage",
@@ -294,10 +292,12 @@ def stage_empty_qcow2(persona, make_image, tmp_path) -> tuple[Image, bytes]:
     return image, source.read_bytes()
 
 
-def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, tmp_path, data_dir):
+def test_conversion_plugin_turns_a_qcow2_into_raw(
+    owner, make_image, settings, tmp_path, data_dir, qemu_img
+):
     settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
     settings.IMAGE_CONVERSION_OUTPUT_FORMAT = "raw"
-    image, _ = stage_empty_qcow2(owner, make_image, tmp_path)
+    image, _ = stage_empty_qcow2(owner, make_image, tmp_path, qemu_img)
 
     start_import(owner, image, {"method": {"name": "glance-direct"}})
 
@@ -309,11 +309,11 @@ def test_conversion_plugin_turns_a_qcow2_into_raw(owner, make_image, settings, t
 
 
 def test_temporary_plugin_failure_keeps_staged_data_and_says_a_retry_may_succeed(
-    owner, make_image, settings, tmp_path, data_dir
+    owner, make_image, settings, tmp_path, data_dir, qemu_img
 ):
     settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
     settings.IMAGE_CONVERSION_TIMEOUT = 0.000001  # qemu-img cannot finish in time
-    image, staged = stage_empty_qcow2(owner, make_image, tmp_path)
+    image, staged = stage_empty_qcow2(owner, make_image, tmp_path, qemu_img)
 
     start_import(owner, image, {"method": {"name": "glance-direct"}})
 
@@ -322,3 +322,30 @@ def test_temporary_plugin_failure_keeps_staged_data_and_says_a_retry_may_succeed
     assert task.message.endswith("This may be temporary: retrying the import may succeed.")
     assert reloaded(image).status == "uploading"
     assert (data_dir / "staging" / image.id).read_bytes() == staged
+
+
+def test_conversion_plugin_without_qemu_img_fails_the_import_and_a_retry_succeeds(
+    owner, make_image, settings, tmp_path, data_dir, qemu_img, without_qemu_img, monkeypatch
+):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    image, staged = stage_empty_qcow2(owner, make_image, tmp_path, qemu_img)
+
+    failed = start_import(owner, image, {"method": {"name": "glance-direct"}})
+
+    assert failed.status_code == 202
+    task = Task.objects.get(image_id=image.id)
+    assert (task.status, task.message) == (
+        "failure",
+        "Import plugin failed: The image_conversion import plugin needs qemu-img, which is not "
+        "installed on this worker (Debian/Ubuntu package qemu-utils) Retrying will fail again "
+        "until the cause above is fixed.",
+    )
+    assert reloaded(image).status == "uploading"
+    assert (data_dir / "staging" / image.id).read_bytes() == staged
+    assert not (data_dir / "images" / image.id).exists()
+
+    monkeypatch.undo()  # qemu-img is on PATH again
+    retried = start_import(owner, image, {"method": {"name": "glance-direct"}})
+
+    assert retried.status_code == 202
+    assert (reloaded(image).status, reloaded(image).disk_format) == ("active", "raw")

@@ -2,7 +2,8 @@
 against pytest-django's ``live_server``.
 
 Chromium comes from the system (``/usr/bin/chromium``, apt package ``chromium``); Playwright's
-own browser download is never used. `make` installs both; without them these tests fail.
+own browser download is never used. `make test` installs both (chromium through
+`make system-deps`); without them these tests fail, they never skip.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ OPERATOR_PASSWORD = "operator-console-pw"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make install` (apt-get install -y chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` as root (Debian: chromium)")
     # Playwright's sync API keeps an event loop running in this thread, which Django's
     # async-safety check takes for async code; the ORM calls here are plain synchronous ones.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

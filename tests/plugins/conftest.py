@@ -46,14 +46,6 @@ def make_context(tmp_path):
     return make
 
 
-@pytest.fixture(scope="session")
-def qemu_img() -> str:
-    """qemu-img is a requirement of image_conversion (Debian: qemu-utils); its absence fails."""
-    path = shutil.which("qemu-img")
-    assert path, "qemu-img is missing: install qemu-utils (make install does)"
-    return path
-
-
 def run(*command: str | Path) -> str:
     return subprocess.run(
         [str(part) for part in command], check=True, capture_output=True, text=True
@@ -62,4 +54,4 @@ def run(*command: str | Path) -> str:
 
 @pytest.fixture(autouse=True)
 def _database(db):
-    """Import settings are read from the database (tasks.import_settings.current)."""
+    """Import settings are read from the database (importplugins.import_settings.current)."""

@@ -1,8 +1,21 @@
-"""The start-up check refuses plugin settings that would fail every import."""
+"""The start-up checks refuse plugin settings that would fail every import, and warn when
+image_conversion would run without qemu-img."""
 
 from __future__ import annotations
 
-from importplugins.checks import check_import_plugins
+import dataclasses
+import io
+
+import pytest
+from django.core.management import call_command
+
+from importplugins import import_settings
+from importplugins.checks import check_conversion_tool, check_import_plugins
+
+QEMU_IMG_HINT = (
+    "Install qemu-img (Debian/Ubuntu package qemu-utils; `make system-deps` does) or remove "
+    "image_conversion from the chain."
+)
 
 
 def test_default_plugin_settings_pass():
@@ -50,3 +63,75 @@ def test_unsupported_conversion_output_format_is_refused(settings):
     settings.IMAGE_CONVERSION_OUTPUT_FORMAT = "vhd"
 
     assert [error.id for error in check_import_plugins(None)] == ["imageservice.E022"]
+
+
+def console_chain(*names: str) -> None:
+    """Save the console's import settings row with this plugin chain."""
+    values = import_settings.environment_values()
+    import_settings.apply(dataclasses.replace(values, import_plugins=list(names)))
+
+
+@pytest.mark.usefixtures("without_qemu_img")
+def test_conversion_in_environment_chain_without_qemu_img_warns(settings):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_decompression", "image_conversion"]
+
+    warnings = check_conversion_tool(None, databases=["default"])
+
+    assert [(warning.id, warning.msg, warning.hint) for warning in warnings] == [
+        (
+            "imageservice.W023",
+            "The import plugin chain (IMAGE_IMPORT_PLUGINS) includes image_conversion, but "
+            "qemu-img is not on PATH: every import it converts will fail.",
+            QEMU_IMG_HINT,
+        )
+    ]
+
+
+@pytest.mark.usefixtures("without_qemu_img")
+def test_conversion_in_console_chain_without_qemu_img_warns(settings):
+    settings.IMAGE_IMPORT_PLUGINS = ["no_op"]
+    console_chain("image_conversion")
+
+    warnings = check_conversion_tool(None, databases=["default"])
+
+    assert [(warning.id, warning.msg) for warning in warnings] == [
+        (
+            "imageservice.W023",
+            "The import plugin chain (the console's settings) includes image_conversion, but "
+            "qemu-img is not on PATH: every import it converts will fail.",
+        )
+    ]
+
+
+@pytest.mark.usefixtures("without_qemu_img")
+def test_console_chain_without_conversion_overrides_the_environment(settings):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    console_chain("no_op")
+
+    assert check_conversion_tool(None, databases=["default"]) == []
+
+
+@pytest.mark.usefixtures("without_qemu_img")
+def test_chain_without_conversion_does_not_need_qemu_img(settings):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_decompression", "no_op"]
+
+    assert check_conversion_tool(None, databases=["default"]) == []
+
+
+@pytest.mark.usefixtures("qemu_img")
+def test_conversion_with_qemu_img_on_path_passes(settings):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+
+    assert check_conversion_tool(None, databases=["default"]) == []
+
+
+@pytest.mark.usefixtures("without_qemu_img")
+def test_missing_qemu_img_is_a_warning_of_the_database_checks(settings):
+    settings.IMAGE_IMPORT_PLUGINS = ["image_conversion"]
+    output = io.StringIO()
+
+    call_command("check", "--database", "default", stdout=output, stderr=output)
+
+    assert "imageservice.W023" in output.getvalue()
+    call_command("check", stdout=output, stderr=output)  # without the database, no warning
+    assert output.getvalue().count("imageservice.W023") == 1

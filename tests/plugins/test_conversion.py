@@ -15,14 +15,6 @@ MiB = 1024 * 1024
 PATTERN = b"imageservice-16B" * (2 * MiB // 16)  # 2 MiB of recognisable guest data
 
 
-@pytest.fixture
-def without_qemu_img(monkeypatch, tmp_path):
-    """A PATH on which qemu-img cannot be found: any attempt to run it fails loudly."""
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-
-
 def test_conversion_turns_empty_qcow2_into_raw(make_context, qemu_img, tmp_path):
     source = tmp_path / "blank.qcow2"
     run(qemu_img, "create", "-f", "qcow2", source, "1M")
