@@ -6,13 +6,13 @@ import hashlib
 import os
 
 from django.conf import settings
-from django.core.checks import Error
+from django.core.checks import CheckMessage, Error, Warning
 
 from images.storage.staging import ensure_staging_root
-from images.storage.stores import prepare_stores
+from images.storage.stores import prepare_stores, unknown_options
 
 
-def check_settings(app_configs=None, **kwargs) -> list[Error]:
+def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
     errors = [
         Error(
             f"{name}: {value!r} is not a valid value.",
@@ -21,8 +21,8 @@ def check_settings(app_configs=None, **kwargs) -> list[Error]:
         )
         for name, value in settings.INVALID_SETTINGS.items()
     ]
-    errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_stores()
-    errors += _check_staging()
+    errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_glance_conf()
+    errors += _check_stores() + _check_staging()
     return errors
 
 
@@ -63,25 +63,55 @@ def _check_limits() -> list[Error]:
     ]
 
 
-def _check_stores() -> list[Error]:
+def _check_glance_conf() -> list[Error]:
+    conf = settings.GLANCE_CONF
     errors = []
-    if settings.DEFAULT_BACKEND and settings.DEFAULT_BACKEND not in settings.ENABLED_BACKENDS:
+    if conf.problem:
         errors.append(
+            Error(
+                f"GLANCE_API_CONF {conf.path} cannot be read: {conf.problem}",
+                hint="Fix the file, or unset GLANCE_API_CONF to configure through the environment.",
+                id="imageservice.E005",
+            )
+        )
+    errors += [
+        Error(
+            f"GLANCE_API_CONF {conf.path}: {problem}",
+            hint="Every store of enabled_backends needs a section of its own with its options.",
+            id="imageservice.E009",
+        )
+        for problem in settings.STORES_FROM_FILE.problems
+    ]
+    return errors
+
+
+def _check_stores() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.DEFAULT_BACKEND and settings.DEFAULT_BACKEND not in settings.ENABLED_BACKENDS:
+        messages.append(
             Error(
                 f"DEFAULT_BACKEND={settings.DEFAULT_BACKEND!r} is not in ENABLED_BACKENDS.",
                 hint="Name one of the stores listed in ENABLED_BACKENDS.",
                 id="imageservice.E006",
             )
         )
-    errors += [
+    messages += [
+        Warning(
+            f"[{store}] {option}: unknown option, ignored.",
+            hint="Check the spelling; docs/storage.md lists the options each store type reads.",
+            id="imageservice.W007",
+        )
+        for store, option in unknown_options()
+    ]
+    messages += [
         Error(
-            f"Store directory is not writable: {store}",
-            hint="Create the directory and let the service user write to it.",
+            f"Store cannot be used: {problem}",
+            hint="Fix the store's options (`manage.py check_stores` tries each store again).",
             id="imageservice.E007",
         )
-        for store in prepare_stores()
+        for problem in prepare_stores()
     ]
-    return errors
+    return messages
 
 
 def _check_staging() -> list[Error]:

@@ -1,8 +1,11 @@
-"""One settings module, driven by environment variables.
+"""One settings module, driven by environment variables and, optionally, a Glance config file.
 
 Nothing set gives the embedded default: SQLite, django-q2's ORM broker and a filesystem store,
 all under ``DATA_DIR`` (``var/``). ``DATABASE_URL`` and ``REDIS_URL`` switch to scale-out.
-Bad values are reported by the system checks in ``imageservice.checks``.
+``GLANCE_API_CONF`` names an operator's ``glance-api.conf``: the options of
+``imageservice.glance_conf.FILE_OPTIONS`` and the stores are read from it, and an environment
+variable overrides the file. Bad values are reported by the system checks in
+``imageservice.checks``.
 """
 
 from __future__ import annotations
@@ -12,24 +15,36 @@ from pathlib import Path
 
 import dj_database_url
 
+from imageservice import glance_conf
 from imageservice.config_syntax import ConfigSyntaxError, parse_dict, split_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+GLANCE_API_CONF = os.environ.get("GLANCE_API_CONF", "").strip()
+GLANCE_CONF = glance_conf.load(GLANCE_API_CONF)
+
+
+def setting_value(name: str) -> str | None:
+    """The environment's value of ``name``, else the Glance file's option for it, else None."""
+    if name in os.environ:
+        return os.environ[name]
+    place = glance_conf.FILE_OPTIONS.get(name)
+    return GLANCE_CONF.option(*place) if place else None
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    value = setting_value(name)
+    return default.strip() if value is None else value.strip()
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
+    value = setting_value(name)
     if value is None or not value.strip():
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
+    value = (setting_value(name) or "").strip()
     if not value:
         return default
     try:
@@ -41,9 +56,12 @@ def env_int(name: str, default: int) -> int:
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    """An oslo.config list value: ``" a, ,b "`` → ``["a", "b"]``."""
-    value = os.environ.get(name)
-    return default if value is None else split_list(value)
+    """An oslo.config list value: ``" a, ,b "`` → ``["a", "b"]``; from the Glance file also
+    ``['a', 'b']``, as oslo.config reads Glance's list options."""
+    if name in os.environ:
+        return split_list(os.environ[name])
+    value = setting_value(name)
+    return default if value is None else split_list(value, bounds=True, quotes=True)
 
 
 def env_mapping(name: str, pair_separator: str = ",") -> dict[str, str]:
@@ -66,7 +84,7 @@ BYTE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
 def env_bytes(name: str, default: int) -> int:
     """An integer with Glance's optional unit suffix: ``B``, ``KB``, ``MB``, ``GB``, ``TB``."""
-    value = os.environ.get(name, "").strip()
+    value = (setting_value(name) or "").strip()
     if not value:
         return default
     for unit in ("TB", "GB", "MB", "KB", "B"):
@@ -203,8 +221,15 @@ IMAGE_SCHEMA_PROPERTIES_FILE = env_str("IMAGE_SCHEMA_PROPERTIES_FILE")
 HASHING_ALGORITHM = env_str("HASHING_ALGORITHM", "sha512")
 SHOW_IMAGE_DIRECT_URL = env_bool("SHOW_IMAGE_DIRECT_URL")
 # Image data. Unset ENABLED_BACKENDS = one unnamed store under DATA_DIR/images (single-store
-# Glance); "fast:/srv/fast,cheap:/srv/cheap" = named stores (multi-store Glance).
-ENABLED_BACKENDS = env_mapping("ENABLED_BACKENDS")
+# Glance). Named stores (multi-store Glance), name → a directory (a file store; the
+# environment's "fast:/srv/fast,cheap:/srv/cheap") or → glance_store options with their "type"
+# (the Glance file's enabled_backends and store sections; images.storage.stores).
+STORES_FROM_FILE = glance_conf.stores_from_file(GLANCE_CONF)
+ENABLED_BACKENDS: dict[str, str | dict[str, str]] = (
+    env_mapping("ENABLED_BACKENDS")
+    if "ENABLED_BACKENDS" in os.environ
+    else STORES_FROM_FILE.backends
+)
 DEFAULT_BACKEND = env_str("DEFAULT_BACKEND")
 BACKEND_DESCRIPTIONS = env_mapping("BACKEND_DESCRIPTIONS", pair_separator=";")
 IMAGE_SIZE_CAP = env_bytes("IMAGE_SIZE_CAP", 1024**4)
@@ -219,7 +244,11 @@ ENABLE_IMAGE_IMPORT = env_bool("ENABLE_IMAGE_IMPORT", True)
 ENABLED_IMPORT_METHODS = env_list(
     "ENABLED_IMPORT_METHODS", ["glance-direct", "web-download", "copy-image"]
 )
-NODE_STAGING_URI = env_str("NODE_STAGING_URI") or (DATA_DIR / "staging").as_uri()
+NODE_STAGING_URI = (
+    os.environ.get("NODE_STAGING_URI", "").strip()
+    or glance_conf.staging_uri(GLANCE_CONF)
+    or (DATA_DIR / "staging").as_uri()
+)
 TASK_TIME_TO_LIVE = env_int("TASK_TIME_TO_LIVE", 48)  # hours, as Glance's task_time_to_live
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300)
 # Run import jobs inline instead of through the queue (tests and single-process debugging).

@@ -21,10 +21,12 @@ it only when every check passed, or aborts it. Guarantees every driver keeps:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from imageservice.errors import GlanceError
 
 if TYPE_CHECKING:
     from images.storage.inspection import Detection
@@ -74,13 +76,32 @@ class StoreWrite(ABC):
         """Give up the attempt, leaving nothing of it behind; safe to call after a failure."""
 
 
+def store_unavailable(store_id: str, reason: str) -> GlanceError:
+    """What a request gets when a store cannot serve it (unreachable, refused credentials)."""
+    return GlanceError(503, f"Store {store_id} is not available: {reason}")
+
+
 class ImageStore(ABC):
-    """One configured store (Glance's backend): a name, a type and the bytes of images."""
+    """One configured store (Glance's backend): a name, a type and the bytes of images.
+
+    A driver class names the glance_store options of its section it reads (``OPTIONS``; any
+    other is reported by a start-up warning) and the ones it cannot do without
+    (``REQUIRED_OPTIONS``), and builds itself from them with ``from_options``, raising
+    ``ValueError`` for a value it cannot use. It connects lazily: building a store costs
+    nothing, and an unreachable store fails its requests, not the start.
+    """
 
     type_name: ClassVar[str]
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    REQUIRED_OPTIONS: ClassVar[frozenset[str]] = frozenset()
     id: str
     description: str
     weight: int = 0
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, name: str, options: Mapping[str, str]) -> ImageStore:
+        """The store ``name`` of the configuration, from its section's options."""
 
     @abstractmethod
     def open_write(self, image_id: str) -> StoreWrite:
@@ -128,3 +149,38 @@ class ChunkReader:
             self.pending = next(self.chunks, b"")
         chunk, self.pending = self.pending[:size], self.pending[size:]
         return chunk
+
+
+def store_weight(options: Mapping[str, str]) -> int:
+    """glance_store's ``weight`` option (the order of stores for downloads), default 0."""
+    try:
+        return int(options.get("weight", "0") or 0)
+    except ValueError:
+        raise ValueError(f"weight must be an integer, got {options['weight']!r}") from None
+
+
+class UnavailableStore(ImageStore):
+    """A configured store that cannot be built (unknown type, missing or bad option): it is
+    listed, refuses every request with 503 and says why in the start-up check."""
+
+    type_name = "unavailable"
+
+    def __init__(self, store_id: str, reason: str):
+        self.id = store_id
+        self.reason = reason
+        self.description = ""
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, str]) -> ImageStore:
+        raise ValueError("an unavailable store is not configured")
+
+    def _refuse(self, *args, **kwargs):
+        raise store_unavailable(self.id, self.reason)
+
+    open_write = place_file = read = delete = url_for = _refuse
+
+    def has_data(self, image_id: str) -> bool:
+        return False
+
+    def prepare(self) -> str | None:
+        return f"{self.id}: {self.reason}"

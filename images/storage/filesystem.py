@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from images.storage.base import CHUNK_SIZE, ByteRange, ImageStore, StoreWrite
+from images.storage.base import CHUNK_SIZE, ByteRange, ImageStore, StoreWrite, store_weight
 
 # Written bytes are flushed to disk and dropped from the page cache every FLUSH_EVERY bytes.
 # Filling fresh page-cache pages cost more CPU than hashing on the benchmark machine; reusing
@@ -58,10 +58,22 @@ class FileWrite(StoreWrite):
 @dataclass(frozen=True)
 class FilesystemStore(ImageStore):
     type_name = "file"
+    OPTIONS = frozenset({"filesystem_store_datadir"})
+    REQUIRED_OPTIONS = frozenset({"filesystem_store_datadir"})
 
     id: str
     directory: Path
     description: str = ""
+    weight: int = 0
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, str]) -> FilesystemStore:
+        return cls(
+            name,
+            Path(options["filesystem_store_datadir"]),
+            options.get("store_description", ""),
+            store_weight(options),
+        )
 
     def path_for(self, image_id: str) -> Path:
         # Only ever an image UUID from our own database: nothing a caller sends reaches here.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.conf import settings
 
-from images.storage.base import ImageStore
+from images.storage.base import ImageStore, UnavailableStore
 from images.storage.filesystem import FilesystemStore
 from imageservice.errors import GlanceError
 
@@ -21,13 +22,73 @@ def locations_shown() -> bool:
     return multiple_stores() or settings.SHOW_IMAGE_DIRECT_URL or settings.SHOW_MULTIPLE_LOCATIONS
 
 
+# Store types by glance_store's names; each driver class reads its own options.
+DRIVERS: dict[str, type[ImageStore]] = {"file": FilesystemStore}
+# Options every store section may carry, whatever its type.
+COMMON_OPTIONS = frozenset({"type", "store_description", "weight"})
+
+
 def all_stores() -> dict[str, ImageStore]:
+    """The configured stores by name, built once per configuration (drivers connect lazily)."""
+    key = json.dumps(
+        [settings.ENABLED_BACKENDS, settings.BACKEND_DESCRIPTIONS, str(settings.DATA_DIR)],
+        sort_keys=True,
+        default=str,
+    )
+    if key not in _built:
+        _built.clear()
+        _built[key] = _build_stores()
+    return _built[key]
+
+
+_built: dict[str, dict[str, ImageStore]] = {}
+
+
+def _build_stores() -> dict[str, ImageStore]:
     if not multiple_stores():
         return {"file": FilesystemStore("file", Path(settings.DATA_DIR) / "images")}
     return {
-        name: FilesystemStore(name, Path(path), settings.BACKEND_DESCRIPTIONS.get(name, ""))
-        for name, path in settings.ENABLED_BACKENDS.items()
+        name: _build_store(name, store_options(name, declared))
+        for name, declared in settings.ENABLED_BACKENDS.items()
     }
+
+
+def store_options(name: str, declared: str | dict[str, str]) -> dict[str, str]:
+    """glance_store options of one store: a bare directory is a file store there."""
+    if isinstance(declared, str):
+        options = {"type": "file", "filesystem_store_datadir": declared}
+    else:
+        options = dict(declared)
+    if name in settings.BACKEND_DESCRIPTIONS:
+        options["store_description"] = settings.BACKEND_DESCRIPTIONS[name]
+    return options
+
+
+def _build_store(name: str, options: dict[str, str]) -> ImageStore:
+    driver = DRIVERS.get(options["type"])
+    if driver is None:
+        return UnavailableStore(name, f"store type {options['type']!r} is not supported")
+    missing = sorted(driver.REQUIRED_OPTIONS - options.keys())
+    if missing:
+        return UnavailableStore(name, f"[{name}] needs {', '.join(missing)}")
+    try:
+        return driver.from_options(name, options)
+    except ValueError as error:
+        return UnavailableStore(name, f"[{name}] {error}")
+
+
+def unknown_options() -> list[tuple[str, str]]:
+    """``(store, option)`` pairs of options no driver reads: typos, or glance_store options we
+    do not support."""
+    found = []
+    for name, declared in (settings.ENABLED_BACKENDS or {}).items():
+        options = store_options(name, declared)
+        driver = DRIVERS.get(options["type"])
+        if driver is None:
+            continue  # the whole store is refused already
+        known = COMMON_OPTIONS | driver.OPTIONS
+        found += [(name, option) for option in sorted(options.keys() - known)]
+    return found
 
 
 def default_store() -> ImageStore:

@@ -1,0 +1,105 @@
+"""An operator's ``glance-api.conf`` (``GLANCE_API_CONF``) as a source of settings.
+
+``settings.py`` reads each of its options from the environment first and then, for the options
+listed in :data:`FILE_OPTIONS`, from the file, so an operator coming from Glance hands over the
+file they have and overrides single values with environment variables. The stores come from
+``[DEFAULT] enabled_backends`` and one section per store, with glance_store's option names
+(:func:`stores_from_file`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imageservice.config_syntax import ConfigSyntaxError, IniFile, parse_dict, read_ini
+
+# Environment variable → (section, option) of glance-api.conf holding the same setting.
+FILE_OPTIONS: dict[str, tuple[str, str]] = {
+    "PUBLIC_ENDPOINT": ("DEFAULT", "public_endpoint"),
+    "LIMIT_PARAM_DEFAULT": ("DEFAULT", "limit_param_default"),
+    "API_LIMIT_MAX": ("DEFAULT", "api_limit_max"),
+    "IMAGE_PROPERTY_QUOTA": ("DEFAULT", "image_property_quota"),
+    "IMAGE_TAG_QUOTA": ("DEFAULT", "image_tag_quota"),
+    "IMAGE_MEMBER_QUOTA": ("DEFAULT", "image_member_quota"),
+    "IMAGE_SIZE_CAP": ("DEFAULT", "image_size_cap"),
+    "USER_STORAGE_QUOTA": ("DEFAULT", "user_storage_quota"),
+    "HASHING_ALGORITHM": ("DEFAULT", "hashing_algorithm"),
+    "SHOW_IMAGE_DIRECT_URL": ("DEFAULT", "show_image_direct_url"),
+    "SHOW_MULTIPLE_LOCATIONS": ("DEFAULT", "show_multiple_locations"),
+    "ENABLED_IMPORT_METHODS": ("DEFAULT", "enabled_import_methods"),
+    "DISK_FORMATS": ("image_format", "disk_formats"),
+    "CONTAINER_FORMATS": ("image_format", "container_formats"),
+    "TASK_TIME_TO_LIVE": ("task", "task_time_to_live"),
+    "POLICY_FILE": ("oslo_policy", "policy_file"),
+    "DEFAULT_BACKEND": ("glance_store", "default_backend"),
+}
+# Glance's multi-store staging area: a filesystem store section of its own.
+STAGING_SECTION = "os_glance_staging_store"
+
+
+@dataclass(frozen=True)
+class GlanceConf:
+    """The file as read, or an empty one when ``GLANCE_API_CONF`` is unset or unreadable."""
+
+    path: str = ""
+    ini: IniFile | None = None
+    problem: str = ""  # why the file could not be used, for the start-up check
+
+    def option(self, section: str, name: str) -> str | None:
+        if self.ini is None:
+            return None
+        found = (
+            self.ini.defaults.get(name) if section == "DEFAULT" else self.ini.value(section, name)
+        )
+        return found.text if found is not None else None
+
+    def section_options(self, section: str) -> dict[str, str] | None:
+        """The options written in ``section`` itself (not inherited from ``[DEFAULT]``)."""
+        if self.ini is None or section not in self.ini.sections:
+            return None
+        return {name: value.text for name, value in self.ini.sections[section].options.items()}
+
+
+def load(path: str) -> GlanceConf:
+    if not path:
+        return GlanceConf()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return GlanceConf(path, read_ini(text, strict=False))
+    except (OSError, UnicodeDecodeError, ConfigSyntaxError) as error:
+        return GlanceConf(path, problem=str(error))
+
+
+@dataclass(frozen=True)
+class StoresFromFile:
+    """``enabled_backends`` of the file: name → glance_store options plus ``type``."""
+
+    backends: dict[str, dict[str, str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def stores_from_file(conf: GlanceConf) -> StoresFromFile:
+    declared = conf.option("DEFAULT", "enabled_backends")
+    if not declared:
+        return StoresFromFile()
+    try:
+        types = parse_dict(declared)
+    except ConfigSyntaxError as error:
+        return StoresFromFile(problems=[f"[DEFAULT] enabled_backends: {error}"])
+    backends, problems = {}, []
+    for name, store_type in types.items():
+        options = conf.section_options(name)
+        if options is None:
+            problems.append(f"enabled_backends names {name}:{store_type} but [{name}] is missing")
+            options = {}
+        backends[name] = {**options, "type": store_type}
+    return StoresFromFile(backends, problems)
+
+
+def staging_uri(conf: GlanceConf) -> str | None:
+    """The staging area the file names: ``[os_glance_staging_store]``, else ``node_staging_uri``."""
+    directory = conf.option(STAGING_SECTION, "filesystem_store_datadir")
+    if directory:
+        return Path(directory).resolve().as_uri()
+    return conf.option("DEFAULT", "node_staging_uri")
