@@ -32,17 +32,11 @@ class ImagesView(GlanceAPIView):
     def get(self, request):
         page = list_images(request, self.is_admin)
         readable = access_for(request).can_read  # property protections: hide unreadable ones
-        body = {
-            "images": [
-                image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable)
-                for image in page.images
-            ],
-            "first": page.first,
-            "schema": "/v2/schemas/images",
-        }
-        if page.next:
-            body["next"] = page.next
-        return Response(body)
+        rows = [
+            image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable)
+            for image in page.items
+        ]
+        return Response(page.body("images", rows))
 
     def post(self, request):
         access = access_for(request)
