@@ -296,11 +296,27 @@ def remove_tag(image: Image, tag: str) -> None:
 
 
 def add_member(image: Image, member_id: str) -> ImageMember:
+    _check_shared(image)
+    if image.member_row(member_id) is not None:
+        raise _duplicated_member(image, member_id)
+    _check_member_quota(image, image.members.count() + 1)
+    try:
+        with transaction.atomic():
+            return ImageMember.objects.create(image=image, member_id=member_id)
+    except IntegrityError:
+        raise _duplicated_member(image, member_id) from None
+
+
+def _duplicated_member(image: Image, member_id: str) -> GlanceError:
+    return GlanceError(409, f"Member {member_id} is duplicated for image {image.id}")
+
+
+def _check_shared(image: Image) -> None:
     if image.visibility != Visibility.SHARED:
         raise GlanceError(403, f"Not allowed to create members for image {image.id}.")
-    if image.member_row(member_id) is not None:
-        raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}")
-    attempted = image.members.count() + 1
+
+
+def _check_member_quota(image: Image, attempted: int) -> None:
     if attempted > settings.IMAGE_MEMBER_QUOTA:
         raise GlanceError(
             413,
@@ -308,18 +324,10 @@ def add_member(image: Image, member_id: str) -> ImageMember:
             "the number of allowed image members for this image. "
             f"Attempted: {attempted}, Maximum: {settings.IMAGE_MEMBER_QUOTA}:",
         )
-    try:
-        with transaction.atomic():
-            return ImageMember.objects.create(image=image, member_id=member_id)
-    except IntegrityError:
-        raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}") from None
 
 
 def set_member_status(member: ImageMember, status: str) -> ImageMember:
-    if status not in MemberStatus.values:
-        raise GlanceError(
-            400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
-        )
+    _check_member_status(status)
     member.status = status
     member.updated_at = timezone.now()
     member.save(update_fields=["status", "updated_at"])
@@ -328,3 +336,38 @@ def set_member_status(member: ImageMember, status: str) -> ImageMember:
 
 def remove_member(member: ImageMember) -> None:
     member.delete()
+
+
+def _check_member_status(status: str) -> None:
+    if status not in MemberStatus.values:
+        raise GlanceError(
+            400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
+        )
+
+
+def check_member_changes(image: Image, wanted: Mapping[str, str]) -> None:
+    """Refuse, in the API's words, making ``wanted`` (member id → status) the image's members:
+    additions need a shared image and room under the member quota; statuses must be known."""
+    stored = set(image.members.values_list("member_id", flat=True))
+    if any(member_id not in stored for member_id in wanted):
+        # Existing members stay when an image stops being shared (as in Glance); new ones
+        # need a shared image and room under the quota.
+        _check_shared(image)
+        _check_member_quota(image, len(wanted))
+    for status in wanted.values():
+        _check_member_status(status)
+
+
+@transaction.atomic
+def change_members(image: Image, wanted: Mapping[str, str]) -> None:
+    """Make ``wanted`` (member id → status) the image's members through the API's write paths:
+    ``remove_member``, ``add_member`` and ``set_member_status``."""
+    check_member_changes(image, wanted)
+    stored = {member.member_id: member for member in image.members.all()}
+    for member_id, member in stored.items():
+        if member_id not in wanted:
+            remove_member(member)
+    for member_id, status in wanted.items():
+        member = stored.get(member_id) or add_member(image, member_id)
+        if member.status != status:
+            set_member_status(member, status)
