@@ -13,9 +13,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error
 
-from importplugins.chain import NAMESPACE, installed_plugins
 from importplugins.conversion import OUTPUT_FORMATS
 from importplugins.inject_metadata import parse_inject_properties
+from importplugins.registry import NAMESPACE, installed_plugins
 
 
 def check_import_plugins(app_configs=None, **kwargs) -> list[Error]:
