@@ -1,8 +1,9 @@
 """Images in the operator console: find them, fix their metadata, (de)activate and delete them.
 
-Status changes and deletion go through ``images.services``, as the API's do. The list is built to
-stay fast on 100k images: no per-row queries, the owner's project name joined by a subquery, no
-second full count on filtered pages.
+Edits of the image and its property, tag and member rows, status changes and deletion go through
+``images.services`` as the API's do, with the operator's credentials: a refusal shows the API's
+message and nothing is written. The list is built to stay fast on 100k images: no per-row
+queries, the owner's project name joined by a subquery, no second full count on filtered pages.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from images.models import (
     ImageProperty,
     ImageTag,
     InvalidTransition,
-    Visibility,
 )
+from images.protections import PropertyAccess, current_rules
 from images.storage import stores
-from imageservice.admin_site import OperatorPermissions, operator_site
+from imageservice.admin_site import OperatorPermissions, kept_forms, operator_site
 from imageservice.errors import GlanceError
+from imageservice.identity.credentials import Credentials
 from imageservice.identity.models import Project
 
 GIB = 1024**3
@@ -124,56 +126,68 @@ class StoreFilter(admin.SimpleListFilter):
 # --- inlines -----------------------------------------------------------------------------------
 
 
-def live_forms(formset) -> list[forms.Form]:
-    """The rows that will exist after saving: kept existing ones and filled-in new ones."""
-    kept = []
-    for form in formset.forms:
-        if formset.can_delete and formset._should_delete_form(form):
-            continue
-        if form.instance.pk or form.has_changed():
-            kept.append(form)
-    return kept
+def operator_access(request: HttpRequest) -> PropertyAccess:
+    """The operator's property protections: console edits run as that admin user, and
+    protections have no admin bypass."""
+    if not hasattr(request, "_operator_access"):
+        credentials = Credentials.for_user(request.user)
+        request._operator_access = PropertyAccess(current_rules(), credentials)
+    return request._operator_access
 
 
-class PropertyFormSet(forms.BaseInlineFormSet):
+class ImageRowsFormSet(forms.BaseInlineFormSet):
+    """Rows of one image collection, written by the ModelAdmin through ``images.services``.
+
+    ``wanted()`` is the whole collection the rows leave; ``check()`` runs the service's rules
+    on it, so a refusal shows here, before anything is written.
+    """
+
+    def __init__(self, *args, access: PropertyAccess, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.access = access
+
     def clean(self) -> None:
         super().clean()
-        kept = live_forms(self)
-        for form in kept:
-            name = form.cleaned_data.get("name") or ""
-            if name in validation.BASE_ATTRIBUTES:
-                raise ValidationError(f"'{name}' is an image attribute, not a custom property.")
-            if validation.is_reserved(name):
-                raise ValidationError(f"Attribute '{name}' is reserved.")
-        system = self.instance.properties.filter(name__startswith=SYSTEM_PREFIX).count()
+        if any(self.errors):
+            return
         try:
-            validation.check_property_quota(self.instance.pk, len(kept) + system)
-        except GlanceError as refusal:
-            raise ValidationError(refusal.message) from refusal
+            self.check(self.wanted())
+        except GlanceError as error:
+            raise ValidationError(error.message) from error
 
 
-class TagFormSet(forms.BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        try:
-            validation.check_tag_quota(self.instance.pk, len(live_forms(self)))
-        except GlanceError as refusal:
-            raise ValidationError(refusal.message) from refusal
+class PropertyFormSet(ImageRowsFormSet):
+    def wanted(self) -> dict[str, str]:
+        # os_glance_* rows are not in the formset: they stay as the import machinery left them.
+        system = {
+            name: value
+            for name, value in self.instance.property_dict().items()
+            if name.startswith(SYSTEM_PREFIX)
+        }
+        rows = {form.cleaned_data["name"]: form.cleaned_data["value"] for form in kept_forms(self)}
+        return {**system, **rows}
+
+    def check(self, wanted: dict[str, str]) -> None:
+        services.check_property_changes(self.instance, wanted, self.access)
 
 
-class MemberFormSet(forms.BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        kept = live_forms(self)
-        # Glance keeps existing members when visibility changes, but only adds to shared images.
-        added = [form for form in kept if form.instance.pk is None]
-        if added and self.instance.visibility != Visibility.SHARED:
-            raise ValidationError(f"Not allowed to create members for image {self.instance.pk}.")
-        if len(kept) > settings.IMAGE_MEMBER_QUOTA:
-            raise ValidationError(
-                f"Image member limit exceeded: {len(kept)} members, "
-                f"maximum {settings.IMAGE_MEMBER_QUOTA}."
-            )
+class TagFormSet(ImageRowsFormSet):
+    def wanted(self) -> set[str]:
+        return {form.cleaned_data["value"] for form in kept_forms(self)}
+
+    def check(self, wanted: set[str]) -> None:
+        validation.check_tag_quota(self.instance.pk, len(wanted))
+
+
+class MemberFormSet(ImageRowsFormSet):
+    def wanted(self) -> dict[str, str]:
+        return {
+            form.cleaned_data["member_id"]: form.cleaned_data["status"] for form in kept_forms(self)
+        }
+
+    def check(self, wanted: dict[str, str]) -> None:
+        # Checked against the visibility the image form is about to save.
+        services.check_member_changes(self.instance, wanted)
 
 
 class ImageChildInline(OperatorPermissions, admin.TabularInline):
@@ -376,16 +390,34 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
         rows = image.properties.filter(name__startswith=SYSTEM_PREFIX).values_list("name", "value")
         return format_html_join("\n", "<div>{} = {}</div>", rows) or "—"
 
+    # --- saving through the API's service functions -----------------------------------------
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        return {**kwargs, "access": operator_access(request)}
+
     def save_model(self, request, obj, form, change) -> None:
-        if form.has_changed():
-            obj.touch()
-        super().save_model(request, obj, form, change)
+        # Nothing yet: save_related writes the image together with its rows.
+        pass
+
+    def save_formset(self, request, form, formset, change) -> None:
+        # commit=False writes nothing: it only records the row changes for the history.
+        formset.save(commit=False)
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
-        if change and not form.has_changed() and any(fs.has_changed() for fs in formsets):
-            form.instance.touch()
-            form.instance.save(update_fields=["updated_at"])
+        wanted = {formset.prefix: formset.wanted() for formset in formsets}
+        # As stored: validating the form already changed form.instance in memory.
+        image = Image.objects.get(pk=form.instance.pk)
+        services.update_image(
+            image,
+            form.cleaned_data,
+            wanted.get("properties", image.property_dict()),
+            wanted.get("tags", set(image.tag_list())),
+            operator_access(request),
+        )
+        if "members" in wanted:
+            services.change_members(image, wanted["members"])
 
     # --- actions through the API's service functions ---------------------------------------
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, F, OrderBy, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from images.models import Image, ImageMember, ImageProperty, ImageStatus, ImageTag, Visibility
 from imageservice.errors import GlanceError
+from imageservice.paging import Page, keyset_page, parse_limit
 
 if TYPE_CHECKING:
     from django.http import QueryDict
@@ -27,7 +27,6 @@ SORT_KEYS = (
     "created_at",
     "updated_at",
 )
-NULLABLE_SORT_KEYS = frozenset({"name", "container_format", "disk_format", "size"})
 SORT_DIRS = ("asc", "desc")
 TIE_BREAKERS = ("created_at", "id")
 VISIBILITY_VALUES = ("community", "public", "private", "shared", "all")
@@ -73,13 +72,6 @@ NOTHING = Q(pk__in=[])
 
 
 @dataclass
-class ImagePage:
-    images: list[Image]
-    first: str
-    next: str | None
-
-
-@dataclass
 class ListQuery:
     """A validated GET /v2/images request."""
 
@@ -91,7 +83,7 @@ class ListQuery:
     conditions: Q
 
 
-def list_images(request: Request, is_admin: bool) -> ImagePage:
+def list_images(request: Request, is_admin: bool) -> Page:
     """One page of the images the caller may list, with Glance's `first` and `next` links.
 
     Raises ``GlanceError`` (400/403) for invalid parameters and markers, as Glance does.
@@ -100,22 +92,11 @@ def list_images(request: Request, is_admin: bool) -> ImagePage:
     query = parse_list_query(params)
     project_id = request.credentials.project_id
     queryset = listable_images(project_id, is_admin, query.visibility, query.member_status)
-    queryset = queryset.filter(query.conditions)
+    queryset = queryset.filter(query.conditions).for_display()
+    marker = None
     if query.marker is not None:
         marker = marker_image(query.marker, project_id, is_admin)
-        queryset = queryset.filter(after_marker(marker, query.order))
-    images = []
-    if query.limit:
-        ordered = queryset.order_by(*order_by_expressions(query.order)).for_display()
-        images = list(ordered[: query.limit])
-    # A short page is the last one; a full page always gets `next`, even if the following page
-    # turns out empty. Never on an empty page: glanceclient would follow it forever.
-    full_page = bool(images) and len(images) == query.limit
-    return ImagePage(
-        images=images,
-        first=page_link(params),
-        next=page_link(params, marker=images[-1].id) if full_page else None,
-    )
+    return keyset_page(queryset, query.order, query.limit, marker, "/v2/images", params)
 
 
 # --- request parsing ---------------------------------------------------------------------
@@ -146,18 +127,6 @@ def parse_member_status(params: QueryDict) -> str:
     if member_status not in MEMBER_STATUS_VALUES:
         raise GlanceError(400, f"Invalid status: {member_status}")
     return member_status
-
-
-def parse_limit(params: QueryDict) -> int:
-    if "limit" not in params:
-        return settings.LIMIT_PARAM_DEFAULT
-    try:
-        limit = int(params["limit"])
-    except ValueError:
-        raise GlanceError(400, "limit param must be an integer") from None
-    if limit < 0:
-        raise GlanceError(400, "limit param must be positive")
-    return min(limit, settings.API_LIMIT_MAX)
 
 
 def parse_sort(params: QueryDict) -> list[tuple[str, str]]:
@@ -422,55 +391,3 @@ def marker_image(marker: str, project_id: str | None, is_admin: bool) -> Image:
 
 def is_deleted(image: Image) -> bool:
     return image.deleted or image.status in (ImageStatus.DELETED, ImageStatus.PENDING_DELETE)
-
-
-def order_by_expressions(order: list[tuple[str, str]]) -> list[OrderBy]:
-    return [sort_expression(key, direction) for key, direction in order]
-
-
-def sort_expression(key: str, direction: str) -> OrderBy:
-    # NULL sorts as the smallest value on every backend (SQLite's and MySQL's rule, so
-    # PostgreSQL is told explicitly). Only nullable keys get the clause: it would stop
-    # PostgreSQL from using the (created_at, id) index.
-    if key not in NULLABLE_SORT_KEYS:
-        return F(key).asc() if direction == "asc" else F(key).desc()
-    if direction == "asc":
-        return F(key).asc(nulls_first=True)
-    return F(key).desc(nulls_last=True)
-
-
-def after_marker(marker: Image, order: list[tuple[str, str]]) -> Q:
-    """Rows that sort after `marker` in `order` (keyset paging over the whole sort tuple).
-
-    The tuple ends with `id`, so the order is total and no row is repeated or skipped.
-    """
-    alternatives = []
-    same_so_far = Q()
-    for key, direction in order:
-        value = getattr(marker, key)
-        beyond = sorts_beyond(key, direction, value)
-        if beyond is not None:
-            alternatives.append(same_so_far & beyond)
-        same_so_far &= Q(**{f"{key}__isnull": True}) if value is None else Q(**{key: value})
-    # Never empty: the last key is `id`, which is never NULL.
-    return Q(*alternatives, _connector=Q.OR)
-
-
-def sorts_beyond(key: str, direction: str, value: object) -> Q | None:
-    """Rows whose `key` comes after `value` in `direction`, with NULL as the smallest value."""
-    if direction == "asc":
-        return Q(**{f"{key}__isnull": False}) if value is None else Q(**{f"{key}__gt": value})
-    if value is None:
-        return None
-    beyond = Q(**{f"{key}__lt": value})
-    return beyond | Q(**{f"{key}__isnull": True}) if key in NULLABLE_SORT_KEYS else beyond
-
-
-def page_link(params: QueryDict, marker: str | None = None) -> str:
-    """`/v2/images` with the request's parameters (repeats kept), `marker` replaced."""
-    query = params.copy()
-    query.pop("marker", None)
-    if marker is not None:
-        query["marker"] = marker
-    encoded = query.urlencode()
-    return f"/v2/images?{encoded}" if encoded else "/v2/images"

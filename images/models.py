@@ -12,6 +12,7 @@ from django.db.models.query import ModelIterable
 from django.utils import timezone
 
 from images.storage.stores import locations_shown
+from imageservice.config_syntax import split_list
 
 
 class ImageStatus(models.TextChoices):
@@ -259,6 +260,11 @@ class Image(models.Model):
 
     def set_system_property(self, name: str, value: str) -> None:
         ImageProperty.objects.update_or_create(image=self, name=name, defaults={"value": value})
+
+    def store_names_in(self, name: str) -> list[str]:
+        """The store names a system property lists (``os_glance_importing_to_stores``,
+        ``os_glance_failed_import``), comma-separated as Glance writes them."""
+        return split_list(self.property_dict().get(name) or "")
 
     def mark_deleted(self) -> None:
         self.transition_to(ImageStatus.DELETED)

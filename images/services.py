@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from images import validation
+from images import patch, validation
 from images.data import delete_data
 from images.models import (
     Image,
@@ -140,16 +140,89 @@ def _replace_tags(image: Image, tags: set[str]) -> None:
     _add_tags(image, tags)
 
 
-def check_patch_quotas(image: Image, properties: Mapping[str, str], tags: set[str]) -> None:
-    validation.check_property_quota(image.id, len(properties))
+def patch_image(
+    image: Image,
+    operations: list[patch.Operation],
+    media_type: str,
+    *,
+    credentials: Credentials,
+    access: PropertyAccess,
+    is_admin: bool,
+) -> Image:
+    """``PATCH /v2/images/{id}``: the operations applied in order in memory, then one save.
+
+    One failing operation leaves the image untouched. ``access``: the caller's property
+    protections; properties it may not read never enter the document and are kept as stored.
+    """
+    document = patch.apply_operations(image, operations, media_type, is_admin, access)
+    if document.get("visibility") != image.visibility:
+        check_visibility_change(
+            credentials, document.get("visibility"), image.policy_target(credentials)
+        )
+    fields, properties, tags = patch.split_document(document)
+    mentioned = {operation.name for operation in operations}
+    properties = {**access.hidden(image.property_dict(), mentioned), **properties}
+    return update_image(image, fields, properties, tags, access)
+
+
+def update_image(
+    image: Image,
+    fields: Mapping[str, object],
+    properties: dict[str, str],
+    tags: set[str],
+    access: PropertyAccess,
+) -> Image:
+    """The one write path for edits of an image's attributes, properties and tags: the API's
+    PATCH and the console's change form.
+
+    ``properties`` and ``tags`` are the complete new sets. Refuses, in the API's words, what
+    ``check_property_changes`` refuses and a tag count over the quota.
+    """
+    check_property_changes(image, properties, access)
     validation.check_tag_quota(image.id, len(tags))
+    return _save_image_changes(image, fields, properties, tags)
+
+
+def check_property_changes(
+    image: Image, properties: Mapping[str, str], access: PropertyAccess
+) -> None:
+    """Refuse leaving ``image`` with exactly ``properties``, in the API's words.
+
+    Each property created or updated needs a custom, unreserved name; each one created, updated
+    or deleted needs ``access`` for that operation; the total must fit the property quota.
+    """
+    for operation, name in _property_changes(image.property_dict(), properties):
+        if operation != "delete":
+            _check_property_name(name)
+        access.require(operation, name)
+    validation.check_property_quota(image.id, len(properties))
+
+
+def _property_changes(
+    stored: Mapping[str, str], wanted: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    created = [("create", name) for name in wanted if name not in stored]
+    updated = [
+        ("update", name) for name in wanted if name in stored and stored[name] != wanted[name]
+    ]
+    deleted = [("delete", name) for name in stored if name not in wanted]
+    return created + updated + deleted
+
+
+def _check_property_name(name: str) -> None:
+    if validation.is_reserved(name):
+        raise validation.reserved_error(name)
+    if name in validation.BASE_ATTRIBUTES:
+        # Only the console gets here: in an API body these names are the image's attributes.
+        raise GlanceError(400, f"'{name}' is an image attribute, not a custom property.")
+    validation.check_custom_names([name])
 
 
 @transaction.atomic
-def save_image_changes(
+def _save_image_changes(
     image: Image, fields: Mapping[str, object], properties: dict[str, str], tags: set[str]
 ) -> Image:
-    """Persist a PATCH computed in memory: one save, ``updated_at`` moved only on change."""
+    """Persist an edit computed in memory: one save, ``updated_at`` moved only on change."""
     changed = False
     for name, value in fields.items():
         if getattr(image, name) != value:
@@ -223,11 +296,27 @@ def remove_tag(image: Image, tag: str) -> None:
 
 
 def add_member(image: Image, member_id: str) -> ImageMember:
+    _check_shared(image)
+    if image.member_row(member_id) is not None:
+        raise _duplicated_member(image, member_id)
+    _check_member_quota(image, image.members.count() + 1)
+    try:
+        with transaction.atomic():
+            return ImageMember.objects.create(image=image, member_id=member_id)
+    except IntegrityError:
+        raise _duplicated_member(image, member_id) from None
+
+
+def _duplicated_member(image: Image, member_id: str) -> GlanceError:
+    return GlanceError(409, f"Member {member_id} is duplicated for image {image.id}")
+
+
+def _check_shared(image: Image) -> None:
     if image.visibility != Visibility.SHARED:
         raise GlanceError(403, f"Not allowed to create members for image {image.id}.")
-    if image.member_row(member_id) is not None:
-        raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}")
-    attempted = image.members.count() + 1
+
+
+def _check_member_quota(image: Image, attempted: int) -> None:
     if attempted > settings.IMAGE_MEMBER_QUOTA:
         raise GlanceError(
             413,
@@ -235,18 +324,10 @@ def add_member(image: Image, member_id: str) -> ImageMember:
             "the number of allowed image members for this image. "
             f"Attempted: {attempted}, Maximum: {settings.IMAGE_MEMBER_QUOTA}:",
         )
-    try:
-        with transaction.atomic():
-            return ImageMember.objects.create(image=image, member_id=member_id)
-    except IntegrityError:
-        raise GlanceError(409, f"Member {member_id} is duplicated for image {image.id}") from None
 
 
 def set_member_status(member: ImageMember, status: str) -> ImageMember:
-    if status not in MemberStatus.values:
-        raise GlanceError(
-            400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
-        )
+    _check_member_status(status)
     member.status = status
     member.updated_at = timezone.now()
     member.save(update_fields=["status", "updated_at"])
@@ -255,3 +336,38 @@ def set_member_status(member: ImageMember, status: str) -> ImageMember:
 
 def remove_member(member: ImageMember) -> None:
     member.delete()
+
+
+def _check_member_status(status: str) -> None:
+    if status not in MemberStatus.values:
+        raise GlanceError(
+            400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
+        )
+
+
+def check_member_changes(image: Image, wanted: Mapping[str, str]) -> None:
+    """Refuse, in the API's words, making ``wanted`` (member id → status) the image's members:
+    additions need a shared image and room under the member quota; statuses must be known."""
+    stored = set(image.members.values_list("member_id", flat=True))
+    if any(member_id not in stored for member_id in wanted):
+        # Existing members stay when an image stops being shared (as in Glance); new ones
+        # need a shared image and room under the quota.
+        _check_shared(image)
+        _check_member_quota(image, len(wanted))
+    for status in wanted.values():
+        _check_member_status(status)
+
+
+@transaction.atomic
+def change_members(image: Image, wanted: Mapping[str, str]) -> None:
+    """Make ``wanted`` (member id → status) the image's members through the API's write paths:
+    ``remove_member``, ``add_member`` and ``set_member_status``."""
+    check_member_changes(image, wanted)
+    stored = {member.member_id: member for member in image.members.all()}
+    for member_id, member in stored.items():
+        if member_id not in wanted:
+            remove_member(member)
+    for member_id, status in wanted.items():
+        member = stored.get(member_id) or add_member(image, member_id)
+        if member.status != status:
+            set_member_status(member, status)

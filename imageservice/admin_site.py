@@ -57,6 +57,17 @@ class OperatorAdminSite(admin.AdminSite):
         return [*operator_urls(self), *super().get_urls()]
 
 
+def kept_forms(formset) -> list[forms.Form]:
+    """The rows an inline formset leaves: existing ones not marked for deletion, and new ones
+    that were filled in."""
+    return [
+        form
+        for form in formset.forms
+        if (form.instance.pk or form.has_changed())
+        and not (formset.can_delete and formset._should_delete_form(form))
+    ]
+
+
 class OperatorPermissions:
     """ModelAdmin mixin: an operator may do everything a ModelAdmin does not switch off itself."""
 

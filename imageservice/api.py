@@ -58,10 +58,6 @@ class GlanceAPIView(APIView):
     def is_admin(self) -> bool:
         return caller_is_admin(self.request)
 
-    @property
-    def credentials(self):
-        return self.request.credentials
-
     def policy_target(self, request) -> dict[str, object]:
         return {"project_id": request.credentials.project_id}
 

@@ -1,5 +1,8 @@
 """Import settings in the operator console: one row, the plugin chain as ordered rows.
 
+The form checks each value with ``import_settings.check_setting`` and saves through
+``import_settings.apply``, the same rules and write as ``manage.py load_import_settings``.
+
 Deleting the row brings back the environment settings. Accepted imports keep the settings they
 were accepted with (a snapshot in the task's input).
 """
@@ -11,12 +14,18 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from imageservice.admin_site import OperatorPermissions, operator_site
-from importplugins.chain import installed_plugins
+from imageservice.admin_site import OperatorPermissions, kept_forms, operator_site
+from importplugins import import_settings
 from importplugins.conversion import OUTPUT_FORMATS
-from importplugins.import_settings import LIST_FIELDS, environment_values, glance_list
-from importplugins.inject_metadata import parse_inject_properties
+from importplugins.import_settings import (
+    LIST_FIELDS,
+    ImportSettingsValues,
+    InvalidImportSettings,
+    environment_values,
+    glance_list,
+)
 from importplugins.models import ImportPluginStep, ImportSettings
+from importplugins.registry import installed_plugins
 
 
 def plugin_choices() -> list[tuple[str, str]]:
@@ -27,16 +36,33 @@ def plugin_choices() -> list[tuple[str, str]]:
 
 
 class ImportPluginStepForm(forms.ModelForm):
-    name = forms.ChoiceField(choices=plugin_choices, label="plugin")
+    # A plain field behind the select: import_settings.check_setting words the refusal.
+    name = forms.CharField(label="plugin", widget=forms.Select(choices=plugin_choices))
 
     class Meta:
         model = ImportPluginStep
         fields = ("position", "name")
 
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        try:
+            import_settings.check_setting("import_plugins", [name])
+        except InvalidImportSettings as error:
+            raise forms.ValidationError(str(error)) from error
+        return name
+
+
+class ImportPluginStepFormSet(forms.BaseInlineFormSet):
+    def plugin_names(self) -> list[str]:
+        """The chain as the rows order it: by position, then as listed."""
+        kept = sorted(kept_forms(self), key=lambda form: form.cleaned_data["position"])
+        return [form.cleaned_data["name"] for form in kept]
+
 
 class ImportPluginStepInline(OperatorPermissions, admin.TabularInline):
     model = ImportPluginStep
     form = ImportPluginStepForm
+    formset = ImportPluginStepFormSet
     extra = 1
     verbose_name = "plugin"
     verbose_name_plural = "plugin chain (runs in position order)"
@@ -50,8 +76,8 @@ class ImportSettingsForm(forms.ModelForm):
         help_text="One key:value pair a line (or comma-separated); keys may not start with "
         "os_glance.",
     )
-    image_conversion_output_format = forms.ChoiceField(
-        choices=[(name, name) for name in sorted(OUTPUT_FORMATS)]
+    image_conversion_output_format = forms.CharField(
+        widget=forms.Select(choices=[(name, name) for name in sorted(OUTPUT_FORMATS)])
     )
 
     class Meta:
@@ -67,22 +93,26 @@ class ImportSettingsForm(forms.ModelForm):
 
     def clean_inject_metadata_properties(self) -> str:
         lines = self.cleaned_data["inject_metadata_properties"].splitlines()
-        value = ",".join(line.strip().rstrip(",") for line in lines if line.strip())
-        try:
-            parse_inject_properties(value)
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from error
-        return value
-
-    def _clean_list(self, name: str) -> str:
-        return ",".join(glance_list(self.cleaned_data[name]))
+        return ",".join(line.strip().rstrip(",") for line in lines if line.strip())
 
     def clean(self):
         cleaned = super().clean()
-        for name in LIST_FIELDS:
-            if name in cleaned:
-                cleaned[name] = self._clean_list(name)
+        for name, value in list(cleaned.items()):
+            try:
+                import_settings.check_setting(name, value)
+            except InvalidImportSettings as error:
+                self.add_error(name, str(error))
         return cleaned
+
+    def settings_values(self, plugins: list[str]) -> ImportSettingsValues:
+        cleaned = self.cleaned_data
+        return ImportSettingsValues(
+            import_plugins=plugins,
+            inject_metadata_properties=cleaned["inject_metadata_properties"],
+            image_conversion_output_format=cleaned["image_conversion_output_format"],
+            source="console",
+            **{name: glance_list(cleaned[name]) for name in LIST_FIELDS},
+        )
 
     def get_initial_for_field(self, field, field_name):
         value = super().get_initial_for_field(field, field_name)
@@ -111,6 +141,19 @@ class ImportSettingsAdmin(OperatorPermissions, admin.ModelAdmin):
             {"fields": tuple(name for name in LIST_FIELDS if name != "ignore_user_roles")},
         ),
     ]
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Written together with the chain in save_related, through import_settings.apply().
+        obj.pk = ImportSettings.SINGLETON_ID
+
+    def save_formset(self, request, form, formset, change) -> None:
+        # commit=False writes nothing: it only records the row changes for the history.
+        formset.save(commit=False)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        [chain] = formsets
+        import_settings.apply(form.settings_values(chain.plugin_names()))
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         # The add form starts from the environment values in force.

@@ -13,15 +13,15 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
-from stevedore import ExtensionManager, NamedExtensionManager
+from stevedore import NamedExtensionManager
 
 from importplugins.base import ImportContext, ImportPlugin, ImportPluginError
 from importplugins.import_settings import current
 from importplugins.inject_metadata import parse_inject_properties
+from importplugins.registry import NAMESPACE
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "imageservice.import_plugins"
 # Glance runs no operator plugin on copy-image: the data is already active elsewhere.
 CHAINLESS_METHODS = frozenset({"copy-image"})
 
@@ -80,20 +80,6 @@ def load_chain(names: Sequence[str]) -> list[ImportPlugin]:
     return plugins
 
 
-def installed_plugins() -> dict[str, str]:
-    """Every installed plugin's name and one-line description, sorted by name.
-
-    Entry points that fail to load are left out (with a warning in the log).
-    """
-    manager = ExtensionManager(
-        NAMESPACE, invoke_on_load=False, on_load_failure_callback=_log_broken_plugin
-    )
-    return {
-        extension.name: str(getattr(extension.plugin, "description", ""))
-        for extension in sorted(manager.extensions, key=lambda extension: extension.name)
-    }
-
-
 def run_chain(context: ImportContext) -> None:
     """Run the chain named in ``context.settings`` over ``context``, in order.
 
@@ -123,7 +109,3 @@ def _refuse_broken_plugin(manager, entry_point, error: Exception) -> None:
     raise ImportPluginError(
         f"Import plugin {entry_point.name} could not be loaded: {error}", permanent=True
     ) from error
-
-
-def _log_broken_plugin(manager, entry_point, error: Exception) -> None:
-    log.warning("import plugin %s could not be loaded: %s", entry_point.name, error)

@@ -19,10 +19,10 @@ from django.conf import settings
 from django.core.checks import Error, Warning
 from django.db import DEFAULT_DB_ALIAS
 
-from importplugins.chain import NAMESPACE, installed_plugins
 from importplugins.conversion import OUTPUT_FORMATS, QEMU_IMG_PACKAGE
 from importplugins.import_settings import current
 from importplugins.inject_metadata import parse_inject_properties
+from importplugins.registry import NAMESPACE, installed_plugins
 
 
 def check_import_plugins(app_configs=None, **kwargs) -> list[Error]:

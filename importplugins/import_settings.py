@@ -2,9 +2,10 @@
 
 ``current()`` is read when an import is accepted (the plugin values go into the task's input, see
 :func:`importplugins.chain.import_settings_snapshot`) and by the web-download URI filter.
-``seed_from_environment()`` and ``load_glance_conf()`` + ``apply()`` fill the row once, from the
-environment values or from a Glance ``glance-image-import.conf``
-(``manage.py load_import_settings``).
+``apply()`` is the one write path: the console saves through it, and ``manage.py
+load_import_settings`` fills the row with it from ``environment_values()`` or from a Glance
+``glance-image-import.conf`` (``load_glance_conf()``). ``validate()`` and ``check_setting()`` hold
+the rules all of them enforce.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from imageservice.config_syntax import read_ini, split_list
+from importplugins.conversion import OUTPUT_FORMATS
+from importplugins.inject_metadata import parse_inject_properties
 from importplugins.models import ImportPluginStep, ImportSettings
+from importplugins.registry import installed_plugins
 
 LIST_FIELDS = (
     "ignore_user_roles",
@@ -105,9 +109,65 @@ def glance_list(value: str) -> list[str]:
     return split_list(value, bounds=True, quotes=True)
 
 
+class InvalidImportSettings(ValueError):
+    """A setting the import chain cannot run with; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def validate(values: ImportSettingsValues) -> None:
+    """Raise :class:`InvalidImportSettings` for the first setting in ``values`` that is unusable."""
+    for field in SETTING_CHECKS:
+        check_setting(field, getattr(values, field))
+
+
+def check_setting(field: str, value: object) -> None:
+    """Raise :class:`InvalidImportSettings` unless ``value`` is usable as the setting ``field``.
+
+    Fields without a rule (the filter lists, ``ignore_user_roles``) accept any value.
+    """
+    check = SETTING_CHECKS.get(field)
+    problem = check(value) if check else None
+    if problem:
+        raise InvalidImportSettings(field, problem)
+
+
+def _plugins_problem(names: list[str]) -> str | None:
+    installed = installed_plugins()
+    unknown = [name for name in names if name not in installed]
+    return f"unknown import plugin(s): {', '.join(unknown)}" if unknown else None
+
+
+def _inject_problem(value: str) -> str | None:
+    try:
+        parse_inject_properties(value)
+    except ValueError as error:
+        return f"inject properties are invalid: {error}"
+    return None
+
+
+def _output_format_problem(value: str) -> str | None:
+    if value in OUTPUT_FORMATS:
+        return None
+    return f"output format {value!r} is not one of {', '.join(sorted(OUTPUT_FORMATS))}"
+
+
+SETTING_CHECKS = {
+    "import_plugins": _plugins_problem,
+    "inject_metadata_properties": _inject_problem,
+    "image_conversion_output_format": _output_format_problem,
+}
+
+
 @transaction.atomic
 def apply(values: ImportSettingsValues) -> ImportSettings:
-    """Write ``values`` into the row (created if missing), replacing the plugin chain."""
+    """Write ``values`` into the row (created if missing), replacing the plugin chain.
+
+    Raises :class:`InvalidImportSettings` (and writes nothing) if ``validate`` refuses them.
+    """
+    validate(values)
     row = ImportSettings.objects.filter(pk=ImportSettings.SINGLETON_ID).first()
     row = row or ImportSettings(pk=ImportSettings.SINGLETON_ID)
     row.inject_metadata_properties = values.inject_metadata_properties
@@ -121,11 +181,6 @@ def apply(values: ImportSettingsValues) -> ImportSettings:
         for position, name in enumerate(values.import_plugins, start=1)
     )
     return row
-
-
-def seed_from_environment() -> ImportSettings:
-    """Copy the environment settings into the database row."""
-    return apply(environment_values())
 
 
 def load_glance_conf(path: str | Path) -> ImportSettingsValues:

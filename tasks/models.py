@@ -32,6 +32,10 @@ class TaskQuerySet(models.QuerySet):
             models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
         )
 
+    def visible_to(self, project_id: str | None, is_admin: bool) -> TaskQuerySet:
+        """Admins see every task; anyone else their project's."""
+        return self if is_admin else self.filter(owner=project_id)
+
     def expired(self) -> TaskQuerySet:
         return self.filter(deleted=False, expires_at__lte=timezone.now())
 
@@ -65,6 +69,9 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id} ({self.status})"
+
+    def is_visible_to(self, project_id: str | None, is_admin: bool) -> bool:
+        return is_admin or self.owner == project_id
 
     @property
     def percent(self) -> int | None:

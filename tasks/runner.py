@@ -29,7 +29,6 @@ from images.storage import staging, stores
 from images.storage.base import ChunkReader, ImageStore, Readable, WrittenData
 from images.storage.inspection import verdict
 from images.storage.writer import WritePlan, write_file, write_image, write_plan
-from imageservice.config_syntax import split_list
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
@@ -177,8 +176,7 @@ def _store_and_activate(
 
 def _store_done(image: Image, store_id: str) -> None:
     """Shrink ``os_glance_importing_to_stores`` store by store, as Glance reports progress."""
-    importing = split_list(image.property_dict().get(IMPORTING_TO_STORES) or "")
-    remaining = [name for name in importing if name != store_id]
+    remaining = [name for name in image.store_names_in(IMPORTING_TO_STORES) if name != store_id]
     image.set_system_property(IMPORTING_TO_STORES, ",".join(remaining))
 
 
@@ -288,7 +286,7 @@ def fail_import(task: Task, image: Image, message: str) -> None:
     elif method != "copy-image":
         staging.discard_staged(image.id)
         image.revert_to_queued(source=ImageStatus.IMPORTING)
-    failed = set(split_list(image.property_dict().get(FAILED_IMPORT) or ""))
+    failed = set(image.store_names_in(FAILED_IMPORT))
     if stores.multiple_stores():
         failed |= set(task.input["backend"])
     image.set_system_property(FAILED_IMPORT, ",".join(sorted(failed)))

@@ -20,6 +20,7 @@ from images.models import FAILED_IMPORT, IMPORTING_TO_STORES, Image, ImageStatus
 from images.storage import stores
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
+from imageservice.policy.permissions import require_image_policy
 from importplugins.chain import import_settings_snapshot
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportURIRefused, validate_import_uri
@@ -29,7 +30,6 @@ from tasks.web_download import ImportURIRefused, validate_import_uri
 class ImportRequest:
     method: str
     uri: str | None
-    stores: list[str]
     all_stores_must_succeed: bool
     body: Mapping[str, object]
 
@@ -52,10 +52,36 @@ def parse_import_request(body: object) -> ImportRequest:
     return ImportRequest(
         method=name,
         uri=method.get("uri"),
-        stores=[],
         all_stores_must_succeed=body.get("all_stores_must_succeed", True),
         body=body,
     )
+
+
+def import_image(
+    image: Image,
+    request: ImportRequest,
+    credentials: Credentials,
+    *,
+    store_header: str | None,
+    request_id: str | None,
+) -> Task | None:
+    """``POST /v2/images/{id}/import`` for a request that passed :func:`parse_import_request`.
+
+    Checks in Glance's order — status, policy, target stores, web-download URI — then accepts.
+    The policy is checked only after the status: Glance answers 409 for an image in the wrong
+    status before it asks whether the caller may import into it.
+    """
+    check_status(image, request.method)
+    require_image_policy(import_policy(request.method), credentials, image)
+    targets = target_stores(image, request, store_header)
+    check_uri(request)
+    return accept_import(image, request, targets, credentials, request_id)
+
+
+def import_policy(method: str) -> str:
+    # Copying data between stores has its own rule (admin only by default) instead of
+    # modify_image.
+    return "copy_image" if method == "copy-image" else "modify_image"
 
 
 def check_status(image: Image, method: str) -> None:
@@ -188,12 +214,8 @@ def accept_import(
 def _mark_importing_to(image: Image, targets: list[str]) -> None:
     shown = targets if stores.multiple_stores() else []
     image.set_system_property(IMPORTING_TO_STORES, ",".join(shown))
-    failed = [name for name in _csv(image.property_dict().get(FAILED_IMPORT)) if name not in shown]
+    failed = [name for name in image.store_names_in(FAILED_IMPORT) if name not in shown]
     image.set_system_property(FAILED_IMPORT, ",".join(failed))
-
-
-def _csv(value: str | None) -> list[str]:
-    return [item for item in (value or "").split(",") if item]
 
 
 def enqueue_import(task: Task) -> None:
@@ -219,7 +241,7 @@ def create_legacy_import_task(
         raise GlanceError(400, f"Import from URI does not pass filtering: {refusal}") from refusal
     image = _legacy_image(task_input, credentials)
     request = ImportRequest(
-        "web-download", uri, [], True, {"method": {"name": "web-download", "uri": uri}}
+        "web-download", uri, True, {"method": {"name": "web-download", "uri": uri}}
     )
     task = Task.objects.create(
         type="import",

@@ -3,19 +3,28 @@ and the live progress endpoint."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
+from html import escape
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
-from images.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag
+from images.models import (
+    Image,
+    ImageLocation,
+    ImageMember,
+    ImageProperty,
+    ImageTag,
+    PropertyProtection,
+)
 from imageservice.identity.models import ApiToken
 from imageservice.identity.services import ensure_project, ensure_user
 from imageservice.identity.tokens import hash_token
 from tasks.models import Task
-from tests.support import JSON, reloaded
+from tests.support import JSON, error_message, reloaded
 
 OCTET = "application/octet-stream"
 DATA = b"staged image bytes " * 4096
@@ -275,6 +284,165 @@ def test_inline_member_is_added_to_shared_image_only(operator, make_image, membe
     assert refused.status_code == 200
     assert f"Not allowed to create members for image {private.id}." in refused.content.decode()
     assert not ImageMember.objects.filter(image=private).exists()
+
+
+# --- images: inline edits through the API's services --------------------------------------------
+
+
+def change(client: Client, image: Image, data: dict[str, object]):
+    return client.post(f"/admin/images/image/{image.id}/change/", data)
+
+
+def row(model_row, **fields) -> dict[str, object]:
+    """An existing inline row as posted back, with ``fields`` changed."""
+    posted = {"id": model_row.pk, "image": model_row.image_id}
+    for name in ("name", "value", "member_id", "status"):
+        if hasattr(model_row, name):
+            posted[name] = getattr(model_row, name)
+    return {**posted, **fields}
+
+
+def api_patch(persona, image: Image, operations: list[dict]):
+    return persona.client().patch(
+        f"/v2/images/{image.id}",
+        data=json.dumps(operations),
+        content_type="application/openstack-images-v2.1-json-patch",
+        HTTP_ACCEPT=JSON,
+    )
+
+
+def assert_refused_in_api_words(console, api, code: int, message: str) -> None:
+    """The API refused with ``code`` and ``message``; the console showed the form again with it."""
+    assert (api.status_code, error_message(api)) == (code, message)
+    assert console.status_code == 200
+    assert escape(message) in console.content.decode()
+
+
+def test_inline_tag_over_quota_shows_the_api_message_and_writes_nothing(
+    operator, owner, make_image, settings
+):
+    settings.IMAGE_TAG_QUOTA = 1
+    image = make_image(name="cirros", tags=["old"])
+    before = reloaded(image).updated_at
+
+    response = change(
+        operator,
+        image,
+        image_form(
+            image, name="renamed", tags=[row(image.tags.get()), {"image": image.id, "value": "new"}]
+        ),
+    )
+    api = owner.client().put(f"/v2/images/{image.id}/tags/new", HTTP_ACCEPT=JSON)
+
+    message = (
+        f"Image tag limit exceeded for image {image.id}: The limit has been exceeded on the "
+        "number of allowed image tags. Attempted: 2, Maximum: 1:"
+    )
+    assert_refused_in_api_words(response, api, 413, message)
+    image = reloaded(image)
+    assert (image.name, image.tag_list(), image.updated_at) == ("cirros", ["old"], before)
+
+
+def test_inline_member_over_quota_shows_the_api_message_and_writes_nothing(
+    operator, owner, member, outsider, make_image, settings
+):
+    settings.IMAGE_MEMBER_QUOTA = 1
+    image = make_image(visibility="shared", members={member.project_id: "accepted"})
+    added = {"image": image.id, "member_id": outsider.project_id, "status": "pending"}
+
+    response = change(operator, image, image_form(image, members=[row(image.members.get()), added]))
+    api = owner.client().post(
+        f"/v2/images/{image.id}/members",
+        data=json.dumps({"member": outsider.project_id}),
+        content_type="application/json",
+        HTTP_ACCEPT=JSON,
+    )
+
+    message = (
+        f"Image member limit exceeded for image {image.id}: The limit has been exceeded on the "
+        "number of allowed image members for this image. Attempted: 2, Maximum: 1:"
+    )
+    assert_refused_in_api_words(response, api, 413, message)
+    assert list(image.members.values_list("member_id", flat=True)) == [member.project_id]
+
+
+def test_inline_property_over_quota_counts_system_properties_as_the_api(
+    operator, owner, make_image, settings
+):
+    settings.IMAGE_PROPERTY_QUOTA = 1
+    image = make_image(properties={"os_glance_import_task": "t-1"})
+    added = {"image": image.id, "name": "hw_disk_bus", "value": "scsi"}
+
+    response = change(operator, image, image_form(image, properties=[added]))
+    api = api_patch(owner, image, [{"op": "add", "path": "/hw_disk_bus", "value": "scsi"}])
+
+    message = (
+        "The limit has been exceeded on the number of allowed image properties. "
+        "Attempted: 2, Maximum: 1"
+    )
+    assert_refused_in_api_words(response, api, 413, message)
+    assert reloaded(image).property_dict() == {"os_glance_import_task": "t-1"}
+
+
+def test_inline_property_change_obeys_protections_without_admin_bypass(operator, admin, make_image):
+    PropertyProtection.objects.create(
+        position=1, pattern="^secret$", create_rule="@", read_rule="@", update_rule="!"
+    )
+    PropertyProtection.objects.create(
+        position=2, pattern=".*", create_rule="@", read_rule="@", update_rule="@", delete_rule="@"
+    )
+    image = make_image(properties={"secret": "s1"})
+
+    response = change(
+        operator, image, image_form(image, properties=[row(image.properties.get(), value="s2")])
+    )
+    api = api_patch(admin, image, [{"op": "replace", "path": "/secret", "value": "s2"}])
+
+    message = "Property 'secret' is protected: you are not permitted to update it."
+    assert_refused_in_api_words(response, api, 403, message)
+    assert reloaded(image).property_dict() == {"secret": "s1"}
+
+
+def test_inline_member_status_change_updates_the_member_as_the_api_does(
+    operator, member, make_image
+):
+    image = make_image(visibility="shared", members={member.project_id: "pending"})
+    pending = image.members.get()
+
+    response = change(operator, image, image_form(image, members=[row(pending, status="accepted")]))
+
+    assert response.status_code == 302
+    accepted = ImageMember.objects.get(pk=pending.pk)
+    assert accepted.status == "accepted"
+    assert accepted.updated_at > pending.updated_at
+
+
+def test_inline_member_is_added_while_the_image_is_made_shared(operator, member, make_image):
+    image = make_image(visibility="private")
+    added = {"image": image.id, "member_id": member.project_id, "status": "pending"}
+
+    response = change(operator, image, image_form(image, visibility="shared", members=[added]))
+
+    assert response.status_code == 302
+    assert reloaded(image).visibility == "shared"
+    assert list(image.members.values_list("member_id", "status")) == [
+        (member.project_id, "pending")
+    ]
+    assert member.client().get(f"/v2/images/{image.id}", HTTP_ACCEPT=JSON).status_code == 200
+
+
+def test_unchanged_change_form_leaves_updated_at_alone(operator, make_image):
+    image = make_image(name="cirros", properties={"os_distro": "ubuntu"}, tags=["t"])
+    before = reloaded(image).updated_at
+
+    response = change(
+        operator,
+        image,
+        image_form(image, properties=[row(image.properties.get())], tags=[row(image.tags.get())]),
+    )
+
+    assert response.status_code == 302
+    assert reloaded(image).updated_at == before
 
 
 # --- images: actions through the services ------------------------------------------------------

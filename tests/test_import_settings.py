@@ -4,9 +4,11 @@ snapshot an accepted import keeps, the console page and the management command."
 from __future__ import annotations
 
 import dataclasses
+from html import escape
 
 import pytest
-from django.core.management import call_command
+from django.contrib.admin.models import LogEntry
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from importplugins import import_settings
@@ -194,3 +196,66 @@ def test_console_saves_chain_and_inject_pairs_used_by_the_next_import(operator, 
     assert image.status == "active"
     properties = image.property_dict()
     assert (properties["region"], properties["support"]) == ("eu-1", "tier-2")
+
+
+def test_apply_refuses_invalid_settings_and_writes_nothing(db):
+    values = dataclasses.replace(
+        import_settings.environment_values(), inject_metadata_properties="os_glance_x:1"
+    )
+
+    with pytest.raises(import_settings.InvalidImportSettings) as refused:
+        import_settings.apply(values)
+
+    assert refused.value.field == "inject_metadata_properties"
+    assert str(refused.value).startswith("inject properties are invalid: 'os_glance_x' is reserved")
+    assert not ImportSettings.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("conf", "steps", "field", "message"),
+    [
+        (
+            "[image_import_opts]\nimage_import_plugins = no_such_plugin\n",
+            [(1, "no_such_plugin")],
+            {},
+            "unknown import plugin(s): no_such_plugin",
+        ),
+        (
+            "[image_conversion]\noutput_format = vhdx\n",
+            [(1, "no_op")],
+            {"image_conversion_output_format": "vhdx"},
+            "output format 'vhdx' is not one of qcow2, raw, vmdk",
+        ),
+    ],
+)
+def test_console_and_command_refuse_in_the_same_words(
+    operator, tmp_path, conf, steps, field, message
+):
+    path = tmp_path / "glance-image-import.conf"
+    path.write_text(conf)
+
+    response = operator.post(
+        "/admin/importplugins/importsettings/add/", {**settings_form(steps, ""), **field}
+    )
+    with pytest.raises(CommandError) as refused:
+        call_command("load_import_settings", str(path))
+
+    assert str(refused.value) == message
+    assert response.status_code == 200
+    assert escape(message) in response.content.decode()
+    assert not ImportSettings.objects.exists()
+
+
+def test_console_saves_through_apply(operator):
+    form = settings_form([(5, "inject_image_metadata"), (3, "no_op")], "region: eu-1")
+
+    response = operator.post("/admin/importplugins/importsettings/add/", form)
+
+    assert response.status_code == 302
+    row = ImportSettings.objects.get()
+    assert list(row.plugin_steps.values_list("position", "name")) == [
+        (1, "no_op"),
+        (2, "inject_image_metadata"),
+    ]
+    assert (row.inject_metadata_properties, row.allowed_schemes) == ("region: eu-1", "http,https")
+    assert LogEntry.objects.get().object_id == str(row.pk)

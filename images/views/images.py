@@ -32,17 +32,11 @@ class ImagesView(GlanceAPIView):
     def get(self, request):
         page = list_images(request, self.is_admin)
         readable = access_for(request).can_read  # property protections: hide unreadable ones
-        body = {
-            "images": [
-                image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable)
-                for image in page.images
-            ],
-            "first": page.first,
-            "schema": "/v2/schemas/images",
-        }
-        if page.next:
-            body["next"] = page.next
-        return Response(body)
+        rows = [
+            image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable)
+            for image in page.items
+        ]
+        return Response(page.body("images", rows))
 
     def post(self, request):
         access = access_for(request)
@@ -74,19 +68,14 @@ class ImageView(ImageLookupMixin, GlanceAPIView):
         image = self.get_image(image_id)
         operations = patch.parse_operations(self.json_body(), media_type)
         access = access_for(request)
-        document = patch.apply_operations(image, operations, media_type, self.is_admin, access)
-        if document.get("visibility") != image.visibility:
-            services.check_visibility_change(
-                request.credentials,
-                document.get("visibility"),
-                image.policy_target(self.credentials),
-            )
-        fields, properties, tags = patch.split_document(document)
-        # Properties the caller cannot read never entered the document: keep them as stored.
-        mentioned = {operation.name for operation in operations}
-        properties = {**access.hidden(image.property_dict(), mentioned), **properties}
-        services.check_patch_quotas(image, properties, tags)
-        image = services.save_image_changes(image, fields, properties, tags)
+        image = services.patch_image(
+            image,
+            operations,
+            media_type,
+            credentials=request.credentials,
+            access=access,
+            is_admin=self.is_admin,
+        )
         body = image_to_dict(image, viewer_is_admin=self.is_admin, readable=access.can_read)
         return Response(body)
 

@@ -2,7 +2,9 @@
 
 Views declare ``policy_map = {"get": "get_image", ...}``. Views about one image set
 ``policy_object = True``: the check then runs against the image (after the caller was shown to
-see it at all), so a refusal on an invisible image is a 404, as in Glance.
+see it at all), so a refusal on an invisible image is a 404, as in Glance. Where the rule or the
+moment of the check depends on the request (``copy_image`` for copy-image imports, after the
+status check), the service calls :func:`require_image_policy` itself.
 """
 
 from __future__ import annotations
@@ -42,6 +44,22 @@ def refuse(name: str) -> GlanceError:
     return GlanceError(403, f"You are not authorized to complete {name} action.")
 
 
+def require_image_policy(
+    name: str, credentials: Credentials, image, target: Mapping[str, object] | None = None
+) -> None:
+    """Raise Glance's refusal unless rule ``name`` allows ``credentials`` on ``image``.
+
+    ``target`` defaults to the image's own policy target. A caller who may not even
+    ``get_image`` gets 404, so a refusal never reveals that the image exists.
+    """
+    if target is None:
+        target = image.policy_target(credentials)
+    if authorize(name, credentials, target):
+        return
+    visible = authorize("get_image", credentials, image.policy_target(credentials))
+    raise refuse(name) if name != "get_image" and visible else GlanceError(404)
+
+
 class GlancePolicy(BasePermission):
     def has_permission(self, request, view) -> bool:
         if getattr(request, "credentials", None) is None:
@@ -57,12 +75,8 @@ class GlancePolicy(BasePermission):
         return True
 
     def has_object_permission(self, request, view, obj) -> bool:
-        # A view may pick a stricter rule for one request (copy-image imports: copy_image).
-        name = getattr(view, "policy_name_override", None) or policy_name_for(view, request.method)
-        credentials = request.credentials
-        if authorize(name, credentials, view.object_policy_target(request, obj)):
-            return True
-        visible = authorize("get_image", credentials, obj.policy_target(credentials))
-        if name != "get_image" and visible:
-            raise refuse(name)
-        raise GlanceError(404)
+        name = policy_name_for(view, request.method)
+        require_image_policy(
+            name, request.credentials, obj, view.object_policy_target(request, obj)
+        )
+        return True

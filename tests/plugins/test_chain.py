@@ -9,15 +9,11 @@ import json
 import pytest
 
 from importplugins.base import ImportPluginError
-from importplugins.chain import (
-    import_settings_snapshot,
-    installed_plugins,
-    load_chain,
-    run_chain,
-)
+from importplugins.chain import import_settings_snapshot, load_chain, run_chain
 from importplugins.decompression import ImageDecompression
 from importplugins.inject_metadata import InjectImageMetadata
 from importplugins.no_op import NoOp
+from importplugins.registry import installed_plugins
 
 BUILT_INS = {"no_op", "inject_image_metadata", "image_conversion", "image_decompression"}
 IMAGE = b"guest disk " * 10_000

@@ -6,9 +6,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from imageservice.config_syntax import ConfigSyntaxError
 from importplugins import import_settings
-from importplugins.chain import installed_plugins
-from importplugins.conversion import OUTPUT_FORMATS
-from importplugins.inject_metadata import parse_inject_properties
 
 
 class Command(BaseCommand):
@@ -32,24 +29,11 @@ class Command(BaseCommand):
                 values = import_settings.load_glance_conf(conf)
             except (OSError, UnicodeDecodeError, ConfigSyntaxError) as error:
                 raise CommandError(f"cannot read {conf}: {error}") from error
-        validate(values)
-        import_settings.apply(values)
+        try:
+            import_settings.apply(values)
+        except import_settings.InvalidImportSettings as error:
+            raise CommandError(str(error)) from error
         self.stdout.write(f"Import settings loaded from {values.source}:")
         for name, value in values.as_dict().items():
             shown = ", ".join(value) if isinstance(value, list) else value
             self.stdout.write(f"  {name}: {shown}")
-
-
-def validate(values: import_settings.ImportSettingsValues) -> None:
-    unknown = [name for name in values.import_plugins if name not in installed_plugins()]
-    if unknown:
-        raise CommandError(f"unknown import plugin(s): {', '.join(unknown)}")
-    try:
-        parse_inject_properties(values.inject_metadata_properties)
-    except ValueError as error:
-        raise CommandError(f"inject properties are invalid: {error}") from error
-    if values.image_conversion_output_format not in OUTPUT_FORMATS:
-        raise CommandError(
-            f"output format {values.image_conversion_output_format!r} is not one of "
-            f"{', '.join(sorted(OUTPUT_FORMATS))}"
-        )
