@@ -218,10 +218,12 @@ class BenchError(Exception):
     """A measured request did not do what it should; the run reports it and fails."""
 
 
-def _begin_put(port: int, path: str, framing: tuple[str, str]) -> http.client.HTTPConnection:
+def _begin_put(
+    port: int, path: str, framing: tuple[str, str], token: str
+) -> http.client.HTTPConnection:
     connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
     connection.putrequest("PUT", path, skip_accept_encoding=True)
-    connection.putheader("X-Auth-Token", BENCH_TOKEN)
+    connection.putheader("X-Auth-Token", token)
     connection.putheader("Content-Type", "application/octet-stream")
     connection.putheader(*framing)
     connection.endheaders()
@@ -249,11 +251,16 @@ def check_deadline(deadline: float, limit: float = TRANSFER_TIME_LIMIT) -> None:
 
 
 def put_with_length(
-    port: int, path: str, source: Path, size: int, progress: Callable[[int], None] | None = None
+    port: int,
+    path: str,
+    source: Path,
+    size: int,
+    progress: Callable[[int], None] | None = None,
+    token: str = BENCH_TOKEN,
 ) -> None:
     """PUT ``size`` bytes of ``source`` with Content-Length, sent with sendfile(2)."""
     deadline = time.monotonic() + TRANSFER_TIME_LIMIT
-    connection = _begin_put(port, path, ("Content-Length", str(size)))
+    connection = _begin_put(port, path, ("Content-Length", str(size)), token)
     sent_total, sending = 0, None
     try:
         with source.open("rb") as handle:
@@ -280,10 +287,11 @@ def put_chunked(
     block: bytes,
     pieces: int,
     progress: Callable[[int], None] | None = None,
+    token: str = BENCH_TOKEN,
 ) -> None:
     """PUT ``pieces`` copies of ``block`` with chunked transfer encoding, one chunk each."""
     deadline = time.monotonic() + TRANSFER_TIME_LIMIT
-    connection = _begin_put(port, path, ("Transfer-Encoding", "chunked"))
+    connection = _begin_put(port, path, ("Transfer-Encoding", "chunked"), token)
     chunk_header = b"%x\r\n" % len(block)
     sending = None
     try:

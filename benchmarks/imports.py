@@ -294,7 +294,7 @@ def warm_up(server: Server, api: Api, block: bytes) -> list[float]:
     for number in range(WARMUP_IMPORTS):
         image_id = create_image(api, f"bench-import-warmup-{number}")
         try:
-            put_chunked(api.port, f"/v2/images/{image_id}/stage", block, 1)
+            put_chunked(api.port, f"/v2/images/{image_id}/stage", block, 1, token=api.token)
             item = Import("warm-up", image_id, len(block))
             glance_direct(api, item, digests)
             if item.error:
@@ -426,7 +426,8 @@ def copy_images(block: bytes, digests: tuple[str, str]) -> tuple[list[Import], l
             write_source(source, block)
             warm = warm_up(server, api, block)
             image_id = create_image(api, "bench-copy")
-            put_with_length(api.port, f"/v2/images/{image_id}/file", source, IMAGE_SIZE)
+            path = f"/v2/images/{image_id}/file"
+            put_with_length(api.port, path, source, IMAGE_SIZE, token=api.token)
             copies = []
             for store in COPY_STORES[1:]:
                 item = Import(f"copy-image → {store}", image_id, IMAGE_SIZE)
