@@ -1,9 +1,9 @@
 """Metadata API benchmark: image creates and image lists against a real `make run` server.
 
-Self-contained: a temporary DATA_DIR, `migrate` + `seed_demo` there, `manage.py serve` (gunicorn
-plus the django-q2 worker, exactly as `make run`) on a free loopback port, then plain
-``http.client`` traffic from this process. Every loop is bounded in count and in time, and the
-server is stopped and the directory removed on success, failure and Ctrl-C.
+On a throw-away server (`common.server.throwaway_server`), as the demo user, with plain
+``http.client`` connections from this process: 200 sequential creates, then lists of 25 images
+for 10 s from one client and from eight. Every loop is bounded in count and in time.
+benchmarks/README.md describes the phases and the columns.
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/api.py``.
 """
@@ -13,23 +13,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from common import (
-    BENCH_TOKEN,
-    HOST,
-    child_pids,
-    gunicorn_cpu,
-    peak_rss_kib,
-    raise_interrupt,
-    throwaway_server,
-)
+from common.procfs import gunicorn_cpu, peak_rss_kib, workers_peak_rss_kib
+from common.report import Table, at_least, print_setup
+from common.server import BENCH_TOKEN, HOST, run_benchmark, throwaway_server
 
 CREATE_COUNT = 200
 CREATE_TIME_LIMIT = 120.0
@@ -52,6 +44,7 @@ class Phase:
     errors: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)  # list clients share a phase
 
     @property
     def requests(self) -> int:
@@ -71,68 +64,63 @@ class Phase:
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.cpu_seconds / self.requests if self.requests else float("nan")
 
-
-# --- load -------------------------------------------------------------------------------------
-
-
-def timed_request(
-    connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None
-) -> tuple[float, bool]:
-    headers = {"X-Auth-Token": BENCH_TOKEN, "Connection": "keep-alive"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    started = time.perf_counter()
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        ok = 200 <= response.status < 300
-    except (OSError, http.client.HTTPException):
-        connection.close()  # the next request opens a fresh connection
-        ok = False
-    return 1000 * (time.perf_counter() - started), ok
-
-
-def record(phase: Phase, lock: threading.Lock, result: tuple[float, bool]) -> None:
-    latency_ms, ok = result
-    with lock:
-        if ok:
-            phase.latencies_ms.append(latency_ms)
-        else:
-            phase.errors += 1
+    def record(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+    ) -> None:
+        """Send one request, timed from sending to the last byte read, and count it."""
+        headers = {"X-Auth-Token": BENCH_TOKEN, "Connection": "keep-alive"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            ok = 200 <= response.status < 300
+        except (OSError, http.client.HTTPException):
+            connection.close()  # the next request opens a fresh connection
+            ok = False
+        latency_ms = 1000 * (time.perf_counter() - started)
+        with self.lock:
+            if ok:
+                self.latencies_ms.append(latency_ms)
+            else:
+                self.errors += 1
 
 
-def create_body(number: int) -> bytes:
-    document = {
-        "name": f"bench-{number:04d}",
-        "disk_format": "raw",
-        "container_format": "bare",
-        "bench_run": "metadata-api",
-    }
-    return json.dumps(document).encode()
+def connect(port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
 
 
 def run_creates(port: int, phase: Phase) -> None:
-    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
-    lock = threading.Lock()
+    connection = connect(port)
     deadline = time.monotonic() + CREATE_TIME_LIMIT
     for number in range(CREATE_COUNT):
         if time.monotonic() > deadline:
             break
-        record(phase, lock, timed_request(connection, "POST", "/v2/images", create_body(number)))
+        document = {
+            "name": f"bench-{number:04d}",
+            "disk_format": "raw",
+            "container_format": "bare",
+            "bench_run": "metadata-api",
+        }
+        phase.record(connection, "POST", "/v2/images", json.dumps(document).encode())
     connection.close()
 
 
 def run_lists(port: int, phase: Phase, clients: int) -> None:
-    lock = threading.Lock()
     deadline = time.monotonic() + LIST_SECONDS
 
     def client() -> None:
-        connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+        connection = connect(port)
         for _ in range(MAX_REQUESTS_PER_CLIENT):
             if time.monotonic() >= deadline:
                 break
-            record(phase, lock, timed_request(connection, "GET", LIST_PATH, None))
+            phase.record(connection, "GET", LIST_PATH)
         connection.close()
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
@@ -142,10 +130,11 @@ def run_lists(port: int, phase: Phase, clients: int) -> None:
         thread.join(timeout=LIST_SECONDS + REQUEST_TIMEOUT + 5)
 
 
-def measure(phase: Phase, master: int, load: Callable[[], None]) -> Phase:
+def measure_load(phase: Phase, master: int, load: Callable[[Phase], None]) -> Phase:
+    """Run ``load``; its time, and the CPU of the gunicorn master and workers meanwhile."""
     cpu_before = gunicorn_cpu(master)
     started = time.perf_counter()
-    load()
+    load(phase)
     phase.seconds = time.perf_counter() - started
     phase.cpu_seconds = gunicorn_cpu(master) - cpu_before
     return phase
@@ -154,9 +143,9 @@ def measure(phase: Phase, master: int, load: Callable[[], None]) -> Phase:
 def warm_up(port: int) -> bool:
     """Touch every worker once so lazy imports are not billed to the first phase.
 
-    Returns whether the server kept the connection open (gunicorn's sync worker does not).
+    Returns whether the server kept the connection open (gthread workers with keep-alive do).
     """
-    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    connection = connect(port)
     kept_alive = False
     for _ in range(WARMUP_REQUESTS):
         connection.request("GET", LIST_PATH, headers={"X-Auth-Token": BENCH_TOKEN})
@@ -167,70 +156,45 @@ def warm_up(port: int) -> bool:
     return kept_alive
 
 
-# --- report -----------------------------------------------------------------------------------
-
-
-def verdict(name: str, rate: float) -> str:
-    target = TARGETS.get(name)
-    if target is None:
-        return "-"
-    return f">= {target:.0f} {'PASS' if rate >= target else 'BELOW'}"
+def benchmark(port: int, master: int) -> list[Phase]:
+    many = f"list, {LIST_CLIENTS} clients"
+    return [
+        measure_load(Phase("create"), master, lambda phase: run_creates(port, phase)),
+        measure_load(Phase("list, 1 client"), master, lambda phase: run_lists(port, phase, 1)),
+        measure_load(Phase(many), master, lambda phase: run_lists(port, phase, LIST_CLIENTS)),
+    ]
 
 
 def print_table(phases: list[Phase]) -> None:
-    header = (
-        f"{'phase':<18}{'requests':>9}{'errors':>7}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}"
-        f"{'CPU ms/req':>11}{'Glance/s':>9}  target"
-    )
-    print(header)
-    print("-" * len(header))
+    counts = (("requests", 9, ""), ("errors", 7, ""), ("req/s", 8, ".0f"))
+    costs = (("p50 ms", 8, ".1f"), ("p95 ms", 8, ".1f"), ("CPU ms/req", 11, ".1f"))
+    table = Table("phase", 18, (*counts, *costs, ("Glance/s", 9, ".0f")), "target")
+    table.print_header()
     for phase in phases:
-        glance = GLANCE.get(phase.name)
-        print(
-            f"{phase.name:<18}{phase.requests:>9}{phase.errors:>7}{phase.rate:>8.0f}"
-            f"{phase.percentile(0.5):>8.1f}{phase.percentile(0.95):>8.1f}"
-            f"{phase.cpu_ms_per_request:>11.1f}"
-            f"{(f'{glance:.0f}' if glance else '-'):>9}  {verdict(phase.name, phase.rate)}"
+        target = TARGETS.get(phase.name)
+        table.print_row(
+            phase.name,
+            *(phase.requests, phase.errors, phase.rate),
+            *(phase.percentile(0.5), phase.percentile(0.95), phase.cpu_ms_per_request),
+            GLANCE.get(phase.name, "-"),
+            last=at_least(phase.rate, target) if target else "-",
         )
 
 
 def print_memory(master: int) -> None:
-    workers = child_pids(master)
-    peaks = [peak_rss_kib(pid) for pid in workers]
-    if not peaks:
-        return
-    print(
-        f"Peak RSS (VmHWM) of {len(peaks)} gunicorn workers: max {max(peaks) / 1024:.0f} MiB, "
-        f"sum {sum(peaks) / 1024:.0f} MiB; master {peak_rss_kib(master) / 1024:.0f} MiB"
-    )
-
-
-# --- main -------------------------------------------------------------------------------------
-
-
-def benchmark(port: int, master: int) -> list[Phase]:
-    create = Phase("create")
-    measure(create, master, lambda: run_creates(port, create))
-    one = Phase("list, 1 client")
-    measure(one, master, lambda: run_lists(port, one, 1))
-    many = Phase(f"list, {LIST_CLIENTS} clients")
-    measure(many, master, lambda: run_lists(port, many, LIST_CLIENTS))
-    return [create, one, many]
-
-
-def describe_setup(port: int, kept_alive: bool) -> None:
-    workers = os.environ.get("WEB_CONCURRENCY", "4")
-    database = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "SQLite in a temp DATA_DIR"
-    print(
-        f"manage.py serve on {HOST}:{port}: {workers} gunicorn workers + job worker, {database}; "
-        f"{os.cpu_count()} CPUs; server keep-alive: {'yes' if kept_alive else 'no'}"
-    )
+    peaks = workers_peak_rss_kib(master)
+    if peaks:
+        print(
+            f"Peak RSS (VmHWM) of {len(peaks)} gunicorn workers: max {max(peaks) / 1024:.0f} MiB, "
+            f"sum {sum(peaks) / 1024:.0f} MiB; master {peak_rss_kib(master) / 1024:.0f} MiB"
+        )
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, raise_interrupt)
     with throwaway_server("imageservice-bench-") as server:
-        describe_setup(server.port, warm_up(server.port))
+        kept_alive = warm_up(server.port)
+        database = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "SQLite in a temp DATA_DIR"
+        print_setup(server, database, f"server keep-alive: {'yes' if kept_alive else 'no'}")
         phases = benchmark(server.port, server.master)
         print_table(phases)
         print_memory(server.master)
@@ -238,8 +202,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; server stopped", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main)

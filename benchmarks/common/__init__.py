@@ -1,0 +1,1 @@
+"""What the benchmark scripts share, one module a concern (see benchmarks/README.md)."""
