@@ -1,0 +1,717 @@
+#!/usr/bin/env bash
+# A real OpenStack Swift, all in one and with its S3 API, on loopback for the tests.
+#
+#   scripts/swift-aio.sh start            install if needed, configure, start, wait until usable
+#   scripts/swift-aio.sh stop [--purge]   stop every server; --purge also deletes the state dir
+#   scripts/swift-aio.sh status [env]     running or not; "env" prints KEY=value facts for tests
+#   scripts/swift-aio.sh stop-proxy       stop only the proxy (a store that goes away)
+#   scripts/swift-aio.sh start-proxy      start the proxy again and wait until usable
+#
+# Settings (environment): SWIFT_AIO_DIR (state dir, default /tmp/imageservice-swift),
+# SWIFT_AIO_PORT (proxy, 8080), SWIFT_AIO_OBJECT_PORT / _CONTAINER_PORT / _ACCOUNT_PORT
+# (6200 / 6201 / 6202), SWIFT_AIO_MEMCACHED_PORT (11212), SWIFT_AIO_PROXY_WORKERS (2),
+# SWIFT_AIO_TIMEOUT (seconds to wait for readiness, 60), SWIFT_AIO_TMPFS_SIZE (device size on
+# tmpfs, 4g; "0" keeps the device a plain directory). See scripts/README.md.
+set -euo pipefail
+
+STATE_DIR=${SWIFT_AIO_DIR:-/tmp/imageservice-swift}
+ETC_DIR=$STATE_DIR/etc
+RUN_DIR=$STATE_DIR/run
+LOG_DIR=$STATE_DIR/log
+DEVICES_DIR=$STATE_DIR/srv
+DEVICE=d1
+SETTINGS_FILE=$STATE_DIR/settings.env
+# Every Swift server reads this fixed path, whatever swift_dir says.
+SWIFT_CONF=/etc/swift/swift.conf
+# Swift's servers are Debian's and run on Debian's interpreter, not the first python3 on PATH.
+SYSTEM_PYTHON=/usr/bin/python3
+PACKAGES=(swift swift-proxy swift-object swift-container swift-account memcached)
+# Start order; stop goes the other way round.
+SERVERS=(memcached account container object proxy)
+
+SWIFT_USER=test:tester
+SWIFT_KEY=testing
+S3_REGION=us-east-1
+
+T0=$EPOCHREALTIME
+
+step() {
+    printf 'swift-aio: [%5.1fs] %s\n' "$(elapsed)" "$*"
+}
+
+elapsed() {
+    # bash has no floating point: let awk subtract the two microsecond timestamps.
+    awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
+}
+
+die() {
+    printf 'swift-aio: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- settings ---------------------------------------------------------------------------------
+
+# The environment wins, then what the last start recorded, then the defaults: so `status env`
+# and `stop` in another shell talk about the instance that is actually running.
+load_settings() {
+    local REC_PROXY_PORT='' REC_OBJECT_PORT='' REC_CONTAINER_PORT='' REC_ACCOUNT_PORT=''
+    local REC_MEMCACHED_PORT='' REC_PROXY_WORKERS=''
+    if [[ -f $SETTINGS_FILE ]]; then
+        # shellcheck source=/dev/null
+        source "$SETTINGS_FILE"
+    fi
+    PROXY_PORT=${SWIFT_AIO_PORT:-${REC_PROXY_PORT:-8080}}
+    OBJECT_PORT=${SWIFT_AIO_OBJECT_PORT:-${REC_OBJECT_PORT:-6200}}
+    CONTAINER_PORT=${SWIFT_AIO_CONTAINER_PORT:-${REC_CONTAINER_PORT:-6201}}
+    ACCOUNT_PORT=${SWIFT_AIO_ACCOUNT_PORT:-${REC_ACCOUNT_PORT:-6202}}
+    MEMCACHED_PORT=${SWIFT_AIO_MEMCACHED_PORT:-${REC_MEMCACHED_PORT:-11212}}
+    PROXY_WORKERS=${SWIFT_AIO_PROXY_WORKERS:-${REC_PROXY_WORKERS:-2}}
+    TIMEOUT=${SWIFT_AIO_TIMEOUT:-60}
+    TMPFS_SIZE=${SWIFT_AIO_TMPFS_SIZE:-4g}
+}
+
+settings_text() {
+    cat <<EOF
+REC_PROXY_PORT=$PROXY_PORT
+REC_OBJECT_PORT=$OBJECT_PORT
+REC_CONTAINER_PORT=$CONTAINER_PORT
+REC_ACCOUNT_PORT=$ACCOUNT_PORT
+REC_MEMCACHED_PORT=$MEMCACHED_PORT
+REC_PROXY_WORKERS=$PROXY_WORKERS
+EOF
+}
+
+# One start/stop at a time per state dir (parallel test workers may all call start).
+take_lock() {
+    mkdir -p "$STATE_DIR"
+    exec 9>"$STATE_DIR/.lock"
+    flock -w 300 9 || die "another swift-aio.sh holds $STATE_DIR/.lock"
+}
+
+# --- packages ---------------------------------------------------------------------------------
+
+missing_packages() {
+    local pkg
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' \
+            || echo "$pkg"
+    done
+}
+
+install_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    [[ $(id -u) -eq 0 ]] || die "packages missing (${missing[*]}): run this once as root, or" \
+        "apt-get install --no-install-recommends ${PACKAGES[*]}"
+
+    step "installing ${missing[*]} (apt-get, --no-install-recommends)"
+    # Package scripts would start memcached and the Swift servers with the packages' configs on
+    # the usual ports: a policy-rc.d that answers 101 ("action forbidden") prevents it. A policy
+    # already in place that forbids is kept; any other is set aside and put back afterwards.
+    local policy=/usr/sbin/policy-rc.d
+    if [[ -e $policy ]] && { "$policy" swift start >/dev/null 2>&1 || [[ $? -ne 101 ]]; }; then
+        mv "$policy" "$policy.swift-aio-saved"
+    fi
+    if [[ ! -e $policy ]]; then
+        trap restore_policy_rc_d EXIT
+        printf '#!/bin/sh\n# swift-aio: no service starts during this install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+    fi
+    # Another apt-get (a parallel `make install`, say) may hold the dpkg lock: wait for it.
+    local rc=0
+    {
+        apt-get -o DPkg::Lock::Timeout=300 update -qq \
+            && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+                --no-install-recommends "${PACKAGES[@]}"
+    } >"$STATE_DIR/apt.log" 2>&1 || rc=$?
+    restore_policy_rc_d
+    trap - EXIT
+    if [[ $rc -ne 0 ]]; then
+        tail -n 30 "$STATE_DIR/apt.log" >&2
+        die "apt-get failed (full log: $STATE_DIR/apt.log)"
+    fi
+    step "installed $(dpkg-query -W -f='${Version}' swift 2>/dev/null | sed 's/^/swift /')"
+}
+
+restore_policy_rc_d() {
+    local policy=/usr/sbin/policy-rc.d
+    if grep -qs '^# swift-aio:' "$policy"; then rm -f "$policy"; fi
+    if [[ -e $policy.swift-aio-saved ]]; then mv "$policy.swift-aio-saved" "$policy"; fi
+}
+
+# --- configuration ----------------------------------------------------------------------------
+
+ensure_swift_conf() {
+    [[ -f $SWIFT_CONF ]] && return 0
+    [[ -w $(dirname "$SWIFT_CONF") || $(id -u) -eq 0 ]] || die "$SWIFT_CONF is missing; run as root"
+    mkdir -p "$(dirname "$SWIFT_CONF")"
+    # The hash path prefix/suffix only has to be stable for the life of the data: random is fine.
+    cat >"$SWIFT_CONF" <<EOF
+[swift-hash]
+swift_hash_path_prefix = $(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+swift_hash_path_suffix = $(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+
+[storage-policy:0]
+name = Policy-0
+default = yes
+EOF
+    step "wrote $SWIFT_CONF (it was absent)"
+}
+
+# Settings that the three storage servers share.
+storage_defaults() {
+    local port=$1
+    cat <<EOF
+[DEFAULT]
+bind_ip = 127.0.0.1
+bind_port = $port
+# One process per server is plenty for tests and keeps stopping simple.
+workers = 0
+user = $(id -un)
+swift_dir = $ETC_DIR
+devices = $DEVICES_DIR
+# The device is a directory (or a tmpfs), not a dedicated mounted disk.
+mount_check = false
+EOF
+}
+
+write_configs() {
+    mkdir -p "$ETC_DIR" "$RUN_DIR" "$LOG_DIR"
+    {
+        storage_defaults "$ACCOUNT_PORT"
+        printf '\n[pipeline:main]\npipeline = account-server\n\n'
+        printf '[app:account-server]\nuse = egg:swift#account\n'
+    } >"$ETC_DIR/account-server.conf"
+    {
+        storage_defaults "$CONTAINER_PORT"
+        printf '\n[pipeline:main]\npipeline = container-server\n\n'
+        printf '[app:container-server]\nuse = egg:swift#container\n'
+    } >"$ETC_DIR/container-server.conf"
+    {
+        storage_defaults "$OBJECT_PORT"
+        cat <<'EOF'
+
+[pipeline:main]
+pipeline = object-server
+
+[app:object-server]
+use = egg:swift#object
+# The default (1 s) lets the container update time out on a loaded machine: the object is
+# stored but a listing right after the PUT misses it until an updater runs (none runs here).
+container_update_timeout = 10
+EOF
+    } >"$ETC_DIR/object-server.conf"
+
+    # Pipeline in the order of Swift's sample proxy-server.conf. catch_errors, gatekeeper,
+    # listing_formats and versioned_writes would be inserted by Swift anyway, with a warning;
+    # proxy-logging gives an access log line per request in log/proxy.log, which is what one
+    # reads when a test fails.
+    cat >"$ETC_DIR/proxy-server.conf" <<EOF
+[DEFAULT]
+bind_ip = 127.0.0.1
+bind_port = $PROXY_PORT
+workers = $PROXY_WORKERS
+user = $(id -un)
+swift_dir = $ETC_DIR
+
+[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo versioned_writes proxy-logging proxy-server
+
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+# With one device, a single 507 or timeout otherwise makes the proxy skip the device for 60 s,
+# and every object request answers 503 meanwhile.
+error_suppression_interval = 0
+
+[filter:catch_errors]
+use = egg:swift#catch_errors
+
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+
+[filter:healthcheck]
+use = egg:swift#healthcheck
+
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+
+[filter:cache]
+use = egg:swift#memcache
+# tempauth keeps its tokens here: without memcached no token validates.
+memcache_servers = 127.0.0.1:$MEMCACHED_PORT
+
+[filter:listing_formats]
+use = egg:swift#listing_formats
+
+[filter:s3api]
+use = egg:swift#s3api
+location = $S3_REGION
+
+[filter:tempauth]
+use = egg:swift#tempauth
+user_${SWIFT_USER%%:*}_${SWIFT_USER#*:} = $SWIFT_KEY .admin
+
+[filter:copy]
+use = egg:swift#copy
+
+[filter:slo]
+use = egg:swift#slo
+
+[filter:dlo]
+use = egg:swift#dlo
+
+[filter:versioned_writes]
+use = egg:swift#versioned_writes
+EOF
+}
+
+# One device, one replica: a ring per server type, rebuilt only when the storage ports change.
+# One interpreter doing all three through Swift's RingBuilder (the library behind
+# swift-ring-builder) takes ~1 s; the nine swift-ring-builder calls take 10 s on a loaded machine.
+ensure_rings() {
+    local fingerprint="account=$ACCOUNT_PORT container=$CONTAINER_PORT object=$OBJECT_PORT"
+    if [[ -f $ETC_DIR/rings.ports && $(<"$ETC_DIR/rings.ports") == "$fingerprint" ]] \
+        && [[ -f $ETC_DIR/account.ring.gz && -f $ETC_DIR/container.ring.gz \
+            && -f $ETC_DIR/object.ring.gz ]]; then
+        return 0
+    fi
+    "$SYSTEM_PYTHON" - "$ETC_DIR" "$DEVICE" "account=$ACCOUNT_PORT" "container=$CONTAINER_PORT" \
+        "object=$OBJECT_PORT" >"$LOG_DIR/rings.log" 2>&1 <<'PY' \
+        || { tail -n 20 "$LOG_DIR/rings.log" >&2; die "building the rings failed"; }
+import os, sys
+from swift.common.ring import RingBuilder
+
+etc, device = sys.argv[1:3]
+for arg in sys.argv[3:]:
+    kind, port = arg.split("=")
+    # 2^10 partitions, 1 replica, partitions may move again after 1 hour (irrelevant here).
+    builder = RingBuilder(10, 1, 1)
+    builder.add_dev({"region": 1, "zone": 1, "ip": "127.0.0.1", "port": int(port),
+                     "device": device, "weight": 100})
+    builder.rebalance()
+    builder.save(os.path.join(etc, kind + ".builder"))
+    builder.get_ring().save(os.path.join(etc, kind + ".ring.gz"))
+PY
+    echo "$fingerprint" >"$ETC_DIR/rings.ports"
+    step "built account, container and object rings (1 device, 1 replica)"
+}
+
+# Swift keeps object metadata in user xattrs. ext4 has them, but only ~4 KiB per file, so an
+# object with ~3.5 KB of user metadata gets 503; tmpfs (kernel >= 6.6) gives Swift's full limit.
+ensure_device() {
+    local dir=$DEVICES_DIR/$DEVICE
+    mkdir -p "$dir"
+    if ! mountpoint -q "$dir" && [[ $TMPFS_SIZE != 0 ]] && [[ $(id -u) -eq 0 ]]; then
+        if mount -t tmpfs -o "size=$TMPFS_SIZE,mode=0755" swift-aio "$dir" 2>/dev/null; then
+            if xattr_capacity "$dir" 8192; then
+                step "device $dir on tmpfs (size $TMPFS_SIZE)"
+            else
+                umount "$dir"
+            fi
+        fi
+    fi
+    mountpoint -q "$dir" && return 0
+    xattr_capacity "$dir" 1 || die "$dir has no user xattrs: Swift cannot store objects there"
+    xattr_capacity "$dir" 8192 \
+        || step "device $dir is a directory (user metadata limited to ~3.5 KB per object)"
+}
+
+# True when a file in $1 takes $2 bytes of user xattrs in 254-byte values, as Swift writes them.
+xattr_capacity() {
+    "$SYSTEM_PYTHON" - "$1" "$2" <<'PY'
+import os, sys, tempfile
+with tempfile.NamedTemporaryFile(dir=sys.argv[1]) as f:
+    try:
+        for i in range(int(sys.argv[2]) // 254 + 1):
+            os.setxattr(f.name, "user.swift-aio.%d" % i, b"x" * 254)
+    except OSError:
+        sys.exit(1)
+PY
+}
+
+# --- processes --------------------------------------------------------------------------------
+
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+
+server_command() {
+    case $1 in
+        memcached)
+            local as_root=()
+            # memcached refuses to run as root without being told to.
+            if [[ $(id -u) -eq 0 ]]; then as_root=(-u root); fi
+            echo memcached "${as_root[@]}" -l 127.0.0.1 -p "$MEMCACHED_PORT" -U 0 -m 64 -c 1024 -v
+            ;;
+        # -v logs to stderr; otherwise Swift logs only to /dev/log, which does not exist here,
+        # and then silently sends everything to UDP port 514.
+        *) echo "swift-$1-server" "$ETC_DIR/$1-server.conf" -v ;;
+    esac
+}
+
+# Something in the process's command line that proves a recorded pid is still ours.
+server_marker() {
+    case $1 in
+        memcached) echo "-p $MEMCACHED_PORT" ;;
+        *) echo "$ETC_DIR/$1-server.conf" ;;
+    esac
+}
+
+server_pid() {
+    local file pid
+    file=$(pid_file "$1")
+    [[ -f $file ]] || return 1
+    pid=$(<"$file")
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$(server_marker "$1")" || return 1
+    echo "$pid"
+}
+
+is_running() { server_pid "$1" >/dev/null; }
+
+server_port() {
+    case $1 in
+        memcached) echo "$MEMCACHED_PORT" ;;
+        account) echo "$ACCOUNT_PORT" ;;
+        container) echo "$CONTAINER_PORT" ;;
+        object) echo "$OBJECT_PORT" ;;
+        proxy) echo "$PROXY_PORT" ;;
+    esac
+}
+
+# Swift retries a busy port for 30 s before it gives up: check the ports of the servers about
+# to start first, and say at once which one is in the way.
+check_ports() {
+    local name port
+    for name in "$@"; do
+        is_running "$name" && continue
+        port=$(server_port "$name")
+        # Something accepts connections there (bash's /dev/tcp: no extra tool needed).
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            die "port $port (for $name) is taken on 127.0.0.1: choose others with SWIFT_AIO_*_PORT"
+        fi
+    done
+}
+
+start_server() {
+    local name=$1 cmd
+    if is_running "$name"; then
+        return 0
+    fi
+    read -ra cmd <<<"$(server_command "$name")"
+    # Every stream is redirected and every other descriptor closed (the lock, and whatever the
+    # caller left open, such as the write end of a CI step's pipe): a server holding one makes a
+    # caller that reads to end of file wait until the server exits. setsid: each server leads its
+    # own process group, so that a Swift parent that signals its group on SIGTERM reaches only
+    # its workers, never the caller (a CI step, pytest), and stop can end the whole tree.
+    (
+        for fd in /proc/self/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-"; fi
+        done
+        exec setsid "${cmd[@]}"
+    ) </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+    echo $! >"$(pid_file "$name")"
+    step "started $name (pid $!, log log/$name.log)"
+}
+
+stop_server() {
+    local name=$1 pid i
+    pid=$(server_pid "$name") || { rm -f "$(pid_file "$name")"; return 0; }
+    # The whole group: a Swift parent and its workers (start_server made each a group leader).
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        group_alive "$pid" || break
+        sleep 0.1
+    done
+    if group_alive "$pid"; then
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        step "killed $name (pid $pid) after 10 s"
+    else
+        step "stopped $name (pid $pid)"
+    fi
+    rm -f "$(pid_file "$name")"
+}
+
+# True while a process of group $1 runs. kill -0 is not enough: PID 1 on this machine kind reaps
+# orphans only every ~2 s, and a zombie still answers kill -0.
+group_alive() {
+    local stat line state pgrp
+    for stat in /proc/[0-9]*/stat; do
+        { read -r line <"$stat"; } 2>/dev/null || continue
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        read -r state _ pgrp _ <<<"${line##*) }"
+        [[ $pgrp == "$1" && $state != Z ]] && return 0
+    done
+    return 1
+}
+
+running_pids() {
+    local name
+    for name in "$@"; do server_pid "$name" || true; done
+}
+
+# --- readiness --------------------------------------------------------------------------------
+
+# Polls until the proxy's /healthcheck answers and a real tempauth login, container PUT, object
+# PUT/GET and S3 ListBuckets (SigV4) work, or $1 seconds pass, or a server dies. Standard
+# library only: it runs before any test virtualenv exists.
+probe() {
+    local wait=$1
+    shift
+    "$SYSTEM_PYTHON" - "$wait" "$PROXY_PORT" "$SWIFT_USER" "$SWIFT_KEY" "$S3_REGION" "$@" <<'PY'
+import datetime, hashlib, hmac, http.client, os, sys, time
+
+wait, port, user, key, region = float(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
+pids = [int(p) for p in sys.argv[6:]]
+host = "127.0.0.1:%d" % port
+bucket = "swift-aio-probe-%d" % os.getpid()
+
+
+def request(method, path, headers=None, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def expect(what, status, ok):
+    if status not in ok:
+        raise RuntimeError("%s answered %s" % (what, status))
+
+
+def s3_list_buckets():
+    # AWS Signature Version 4 for GET /, as boto3 signs it.
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    payload = hashlib.sha256(b"").hexdigest()
+    signed = "host;x-amz-content-sha256;x-amz-date"
+    canonical = "\n".join(["GET", "/", "", "host:" + host, "x-amz-content-sha256:" + payload,
+                           "x-amz-date:" + stamp, "", signed, payload])
+    scope = "%s/%s/s3/aws4_request" % (stamp[:8], region)
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + key).encode()
+    for part in (stamp[:8], region, "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    auth = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
+        user, scope, signed, signature)
+    return request("GET", "/", {"Host": host, "x-amz-date": stamp,
+                                "x-amz-content-sha256": payload, "Authorization": auth})
+
+
+def attempt():
+    status, _, body = request("GET", "/healthcheck")
+    expect("GET /healthcheck", status, (200,))
+    status, headers, _ = request("GET", "/auth/v1.0", {"X-Auth-User": user, "X-Auth-Key": key})
+    expect("tempauth login", status, (200, 204))
+    headers = {k.lower(): v for k, v in headers}
+    token = {"X-Auth-Token": headers["x-auth-token"]}
+    base = headers["x-storage-url"].split(host, 1)[1]
+    container = base + "/" + bucket
+    status, _, _ = request("PUT", container, token)
+    expect("container PUT", status, (201, 202))
+    data = os.urandom(4096)
+    try:
+        status, _, _ = request("PUT", container + "/probe", token, data)
+        expect("object PUT", status, (201,))
+        status, _, got = request("GET", container + "/probe", token)
+        expect("object GET", status, (200,))
+        if got != data:
+            raise RuntimeError("object GET returned other bytes")
+        status, _, body = s3_list_buckets()
+        expect("S3 ListBuckets", status, (200,))
+        if ("<Name>%s</Name>" % bucket).encode() not in body:
+            raise RuntimeError("S3 ListBuckets does not list the probe container")
+    finally:
+        # Leave the account as empty as we found it: tests may list it.
+        request("DELETE", container + "/probe", token)
+        request("DELETE", container, token)
+
+
+deadline = time.monotonic() + wait
+while True:
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                # A zombie has exited too (PID 1 here reaps orphans only every few seconds).
+                dead = f.read().rsplit(") ", 1)[1].startswith("Z")
+        except FileNotFoundError:
+            dead = True
+        if dead:
+            sys.exit("a server exited (pid %d)" % pid)
+    try:
+        attempt()
+        sys.exit(0)
+    except (OSError, RuntimeError, KeyError, http.client.HTTPException) as exc:
+        error = exc
+    if time.monotonic() >= deadline:
+        sys.exit("not ready after %gs: %s" % (wait, error))
+    time.sleep(0.2)
+PY
+}
+
+show_logs() {
+    local name
+    for name in "${SERVERS[@]}"; do
+        [[ -f $LOG_DIR/$name.log ]] || continue
+        printf '\n==> %s <==\n' "$LOG_DIR/$name.log" >&2
+        tail -n 25 "$LOG_DIR/$name.log" >&2
+    done
+}
+
+# Waits for readiness; on failure shows the logs and stops everything, so that the next start
+# begins clean instead of finding half a Swift.
+wait_ready() {
+    local pids
+    mapfile -t pids < <(running_pids "${SERVERS[@]}")
+    if ! probe "$TIMEOUT" "${pids[@]}"; then
+        show_logs
+        stop_all
+        die "Swift did not become usable; the logs are above and in $LOG_DIR"
+    fi
+}
+
+stop_all() {
+    local i
+    for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do stop_server "${SERVERS[i]}"; done
+}
+
+all_running() {
+    local name
+    for name in "${SERVERS[@]}"; do is_running "$name" || return 1; done
+}
+
+any_running() {
+    local name
+    for name in "${SERVERS[@]}"; do is_running "$name" && return 0; done
+    return 1
+}
+
+# --- commands ---------------------------------------------------------------------------------
+
+cmd_start() {
+    take_lock
+    load_settings
+    # Configs and rings follow the settings: changing them under running servers would leave
+    # those serving the old ones.
+    if any_running && [[ $(settings_text) != "$(cat "$SETTINGS_FILE" 2>/dev/null)" ]]; then
+        die "already running with other settings ($SETTINGS_FILE); stop it first"
+    fi
+    if all_running && probe 5 >/dev/null 2>&1; then
+        step "already running and healthy: http://127.0.0.1:$PROXY_PORT"
+        return 0
+    fi
+    install_packages
+    ensure_swift_conf
+    write_configs
+    ensure_rings
+    ensure_device
+    settings_text >"$SETTINGS_FILE"
+    check_ports "${SERVERS[@]}"
+    local name
+    for name in "${SERVERS[@]}"; do start_server "$name"; done
+    wait_ready
+    step "ready: Swift http://127.0.0.1:$PROXY_PORT/auth/v1.0, S3 http://127.0.0.1:$PROXY_PORT"
+}
+
+cmd_stop() {
+    local purge=0
+    case ${1:-} in
+        '') ;;
+        --purge) purge=1 ;;
+        *) die "usage: $0 stop [--purge]" ;;
+    esac
+    [[ -d $STATE_DIR ]] || { step "nothing to stop ($STATE_DIR does not exist)"; return 0; }
+    take_lock
+    load_settings
+    any_running || step "not running"
+    stop_all
+    if [[ $purge -eq 1 ]]; then
+        if mountpoint -q "$DEVICES_DIR/$DEVICE"; then umount "$DEVICES_DIR/$DEVICE"; fi
+        rm -rf "$STATE_DIR"
+        step "purged $STATE_DIR"
+    fi
+}
+
+cmd_stop_proxy() {
+    take_lock
+    load_settings
+    stop_server proxy
+}
+
+cmd_start_proxy() {
+    take_lock
+    load_settings
+    local name
+    for name in "${SERVERS[@]}"; do
+        [[ $name == proxy ]] || is_running "$name" || die "$name is not running: use start"
+    done
+    check_ports proxy
+    start_server proxy
+    wait_ready
+    step "ready: proxy http://127.0.0.1:$PROXY_PORT"
+}
+
+cmd_status() {
+    load_settings
+    case ${1:-} in
+        env)
+            cat <<EOF
+SWIFT_AUTH_URL=http://127.0.0.1:$PROXY_PORT/auth/v1.0
+SWIFT_AUTH_VERSION=1
+SWIFT_USER=$SWIFT_USER
+SWIFT_KEY=$SWIFT_KEY
+SWIFT_STORAGE_URL=http://127.0.0.1:$PROXY_PORT/v1/AUTH_${SWIFT_USER%%:*}
+S3_ENDPOINT=http://127.0.0.1:$PROXY_PORT
+S3_ACCESS_KEY=$SWIFT_USER
+S3_SECRET_KEY=$SWIFT_KEY
+S3_REGION=$S3_REGION
+S3_ADDRESSING_STYLE=path
+SWIFT_AIO_DIR=$STATE_DIR
+EOF
+            all_running || { echo "swift-aio: not running" >&2; return 3; }
+            ;;
+        '')
+            local name pid state=0
+            for name in "${SERVERS[@]}"; do
+                if pid=$(server_pid "$name"); then
+                    printf '%-10s running (pid %s)\n' "$name" "$pid"
+                else
+                    printf '%-10s not running\n' "$name"
+                    state=3
+                fi
+            done
+            if [[ $state -eq 0 ]]; then
+                local device=directory
+                if mountpoint -q "$DEVICES_DIR/$DEVICE"; then device=tmpfs; fi
+                echo "running: http://127.0.0.1:$PROXY_PORT (state $STATE_DIR, device on $device)"
+            else
+                echo "not running (state $STATE_DIR)"
+            fi
+            return $state
+            ;;
+        *) die "usage: $0 status [env]" ;;
+    esac
+}
+
+main() {
+    local command_name=${1:-}
+    shift || true
+    case $command_name in
+        start) cmd_start "$@" ;;
+        stop) cmd_stop "$@" ;;
+        status) cmd_status "$@" ;;
+        stop-proxy) cmd_stop_proxy ;;
+        start-proxy) cmd_start_proxy ;;
+        *)
+            sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
