@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
 from images.storage import staging, stores
-from images.storage.base import ImageStore, Readable, WrittenData
-from images.storage.writer import image_too_large, write_image, write_plan
+from images.storage.base import ImageStore, Readable, WrittenData, new_attempt
+from images.storage.writer import PendingWrite, image_too_large, write_image, write_plan
 from imageservice.errors import GlanceError
 
 HEARTBEAT_SECONDS = 10
@@ -65,8 +65,9 @@ def upload(
     check_announced_size(image, announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
+    attempt = new_attempt()
     try:
-        image.begin_saving()
+        image.begin_saving(attempt)
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
     try:
@@ -74,22 +75,38 @@ def upload(
             raise GlanceError(
                 400, "Properties disk_format, container_format must be set prior to saving data."
             )
-        written = _write(image, body, announced_size, store)
+        pending = _write(image, body, announced_size, store, attempt)
+        url = store.url_for(image.id)
+        activated = pending.commit_if(
+            lambda: image.activate_with_data(pending.data, store.id, url, attempt=attempt)
+        )
     except BaseException:
         # Whatever went wrong (client gone, limits, format), the image must be uploadable again.
-        image.revert_to_queued()
+        image.revert_to_queued(attempt=attempt)
         raise
-    if not image.activate_with_data(written, store.id, store.url_for(image.id)):
-        store.delete(image.id)
-        raise GlanceError(
+    if not activated:
+        raise _lost_write(image)
+    return pending.data
+
+
+def _lost_write(image: Image) -> GlanceError:
+    """Why a finished write could not be kept: the image went, or another writer took over."""
+    if not Image.objects.filter(pk=image.pk, deleted=False).exists():
+        return GlanceError(
             410,
             f"Image {image.id} could not be found after upload. The image may have been deleted "
             "during the upload, cleaning up the chunks uploaded.",
         )
-    return written
+    return GlanceError(
+        409,
+        f"The upload to image {image.id} was taken over by another upload after this one "
+        "stalled; its data was discarded.",
+    )
 
 
-def _write(image: Image, body: Readable, announced_size: int | None, store) -> WrittenData:
+def _write(
+    image: Image, body: Readable, announced_size: int | None, store, attempt: str
+) -> PendingWrite:
     limit, error = _byte_limit(image)
     plan = write_plan(
         byte_limit=limit,
@@ -97,24 +114,25 @@ def _write(image: Image, body: Readable, announced_size: int | None, store) -> W
         expected_size=announced_size,
         disk_format=image.disk_format,
         inspect=image.container_format == "bare",
-        on_progress=UploadHeartbeat(image),
+        on_progress=UploadHeartbeat(image, attempt),
     )
-    return write_image(store, image.id, body, plan)
+    return write_image(store, image.id, attempt, body, plan)
 
 
 class UploadHeartbeat:
     """Moves ``updated_at`` while bytes flow, so a dead upload can be told from a slow one."""
 
-    def __init__(self, image: Image, status: str = ImageStatus.SAVING):
+    def __init__(self, image: Image, attempt: str):
         self.image = image
-        self.status = status
+        self.attempt = attempt
         self.last_beat = time.monotonic()
 
     def __call__(self, size: int) -> None:
         now = time.monotonic()
         if now - self.last_beat >= HEARTBEAT_SECONDS:
             self.last_beat = now
-            Image.objects.filter(pk=self.image.pk, status=self.status).update(
+            # Only our own attempt: a writer taken over must not keep the new one looking alive.
+            Image.objects.filter(pk=self.image.pk, write_attempt=self.attempt).update(
                 updated_at=timezone.now()
             )
 
@@ -140,8 +158,9 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
         raise image_too_large(announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
+    attempt = new_attempt()
     try:
-        image.claim(ImageStatus.QUEUED, ImageStatus.UPLOADING)
+        image.claim(ImageStatus.QUEUED, ImageStatus.UPLOADING, attempt)
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
     try:
@@ -151,16 +170,16 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
             expected_size=announced_size,
             inspect=True,
             judge_format=False,
-            on_progress=UploadHeartbeat(image, ImageStatus.UPLOADING),
+            on_progress=UploadHeartbeat(image, attempt),
         )
-        written = staging.write_staged(image.id, body, plan)
+        pending = staging.write_staged(image.id, attempt, body, plan)
+        kept = pending.commit_if(lambda: staging.keep_staged(image, attempt, pending.data))
     except BaseException:
-        image.revert_to_queued(source=ImageStatus.UPLOADING)
+        image.revert_to_queued(source=ImageStatus.UPLOADING, attempt=attempt)
         raise
-    staging.record_staged(image, written)
-    Image.objects.filter(pk=image.pk, status=ImageStatus.UPLOADING).update(size=written.size)
-    image.size = written.size
-    return written
+    if not kept:
+        raise _lost_write(image)
+    return pending.data
 
 
 def delete_data(image: Image) -> None:

@@ -155,6 +155,9 @@ class Image(models.Model):
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
     deleted = models.BooleanField(default=False, db_index=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The upload or staging writing the image's data now (``saving``/``uploading``): only that
+    # attempt may finish it, so a writer taken over as dead cannot activate over another's.
+    write_attempt = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     objects = ImageQuerySet.as_manager()
 
@@ -176,28 +179,31 @@ class Image(models.Model):
     def touch(self) -> None:
         self.updated_at = timezone.now()
 
-    def move(self, source: str, target: str, **fields) -> bool:
-        """``source → target`` by conditional UPDATE; False when the image was not in ``source``.
+    def move(self, source: str, target: str, *, attempt: str | None = None, **fields) -> bool:
+        """``source → target`` by conditional UPDATE; False when the image was not in ``source``
+        (or, with ``attempt``, no longer being written by that attempt).
 
         Concurrent requests and workers race through here: the loser sees False (a 409), it
         never overwrites the winner's status.
         """
-        moved = Image.objects.filter(pk=self.pk, status=source, deleted=False).update(
-            status=target, updated_at=timezone.now(), **fields
-        )
+        current = Image.objects.filter(pk=self.pk, status=source, deleted=False)
+        if attempt is not None:
+            current = current.filter(write_attempt=attempt)
+        moved = current.update(status=target, updated_at=timezone.now(), **fields)
         if moved:
             self.status = target
             for name, value in fields.items():
                 setattr(self, name, value)
         return bool(moved)
 
-    def claim(self, source: str, target: str) -> None:
-        if not self.move(source, target):
+    def claim(self, source: str, target: str, attempt: str = "") -> None:
+        """``source → target`` for the write ``attempt``, else :class:`InvalidTransition`."""
+        if not self.move(source, target, write_attempt=attempt):
             raise InvalidTransition(self.status, target)
 
-    def begin_saving(self) -> None:
-        """``queued → saving`` for ``PUT /file``."""
-        self.claim(ImageStatus.QUEUED, ImageStatus.SAVING)
+    def begin_saving(self, attempt: str) -> None:
+        """``queued → saving`` for the ``PUT /file`` that is write ``attempt``."""
+        self.claim(ImageStatus.QUEUED, ImageStatus.SAVING, attempt)
 
     def is_stale_upload(self) -> bool:
         """An upload or staging that stopped beating: its worker died mid-stream.
@@ -214,23 +220,33 @@ class Image(models.Model):
             and not StagedData.objects.filter(image_id=self.pk).exists()
         )
 
-    def revert_to_queued(self, source: str = ImageStatus.SAVING) -> None:
-        """A failed upload or staging: back to ``queued`` with size and hashes cleared (§4.2)."""
-        self.move(source, ImageStatus.QUEUED, **NO_DATA)
+    def revert_to_queued(
+        self, source: str = ImageStatus.SAVING, attempt: str | None = None
+    ) -> None:
+        """A failed upload or staging: back to ``queued`` with size and hashes cleared (§4.2);
+        with ``attempt``, only while that attempt still writes the image."""
+        self.move(source, ImageStatus.QUEUED, attempt=attempt, write_attempt="", **NO_DATA)
 
     def activate_with_data(
-        self, data, store_id: str, url: str, source: str = ImageStatus.SAVING
+        self,
+        data,
+        store_id: str,
+        url: str,
+        source: str = ImageStatus.SAVING,
+        attempt: str | None = None,
     ) -> bool:
-        """``source → active`` with the written data's facts; False if the image was deleted."""
+        """``source → active`` with the written data's facts; False if the image was deleted
+        (or, with ``attempt``, is no longer written by it)."""
         fields = {
             "size": data.size,
             "virtual_size": data.virtual_size,
             "checksum": data.checksum,
             "os_hash_algo": data.os_hash_algo,
             "os_hash_value": data.os_hash_value,
+            "write_attempt": "",
         }
         with transaction.atomic():
-            activated = self.move(source, ImageStatus.ACTIVE, **fields)
+            activated = self.move(source, ImageStatus.ACTIVE, attempt=attempt, **fields)
             if activated:
                 ImageLocation.objects.update_or_create(
                     image=self, store=store_id, defaults={"url": url}
@@ -253,6 +269,15 @@ class Image(models.Model):
             image=self, name=IMPORT_LOCK, value=task_id
         ).delete()
         return bool(deleted)
+
+    def holds_import_lock(self, task_id: str) -> bool:
+        """Whether import ``task_id`` still holds the lock, locking it (inside a transaction)
+        so that nothing breaks it before the caller is done."""
+        return (
+            ImageProperty.objects.select_for_update()
+            .filter(image=self, name=IMPORT_LOCK, value=task_id)
+            .exists()
+        )
 
     def import_lock_holder(self) -> str | None:
         row = ImageProperty.objects.filter(image=self, name=IMPORT_LOCK).first()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from images.models import (
@@ -28,7 +30,7 @@ from images.models import (
 from images.storage import staging, stores
 from images.storage.base import ChunkReader, ImageStore, Readable, WrittenData
 from images.storage.inspection import verdict
-from images.storage.writer import WritePlan, write_file, write_image, write_plan
+from images.storage.writer import PendingWrite, WritePlan, write_file, write_image, write_plan
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
@@ -41,6 +43,16 @@ HEARTBEAT_SECONDS = 15
 
 class ImportFailed(Exception):
     """A failure with a message for the user."""
+
+
+class ImportTakenOver(Exception):
+    """This run lost the image's import lock (taken for dead, then another import started):
+    the image and its stores are no longer this run's to change."""
+
+
+TAKEN_OVER = (
+    "This import was taken over by another one after it stalled; nothing it wrote was kept."
+)
 
 
 def run_import(task_id: str) -> None:
@@ -56,6 +68,8 @@ def run_import(task_id: str) -> None:
             _run(task, image)
         except ImportFailed as failure:
             fail_import(task, image, str(failure))
+        except ImportTakenOver:
+            task.finish(TaskStatus.FAILURE, TAKEN_OVER)
         except Exception as error:
             # Reset the image before giving up, or it would stay 'importing' for good.
             logger.exception("Import task %s failed", task.id)
@@ -93,13 +107,26 @@ def _download(task: Task, image: Image) -> StagedData:
     try:
         with open_import_uri(uri) as response:
             plan = _plan(task, response.content_length, inspect=True, judge=False)
-            written = staging.write_staged(image.id, response, plan)
+            pending = staging.write_staged(image.id, _attempt(task), response, plan)
     except (ImportURIRefused, ImportFetchError, OSError) as error:
         raise ImportFailed(f"Downloading {uri} failed: {error}") from error
     except GlanceError as error:
         reason = error.message or error.extra_detail
         raise ImportFailed(f"Downloading {uri} failed: {reason}") from error
-    return staging.record_staged(image, written)
+    _keep(task, image, pending)
+    return staging.record_staged(image, pending.data)
+
+
+def _attempt(task: Task) -> str:
+    """The write attempt of an import: its task, so a retry never shares partial data."""
+    return uuid.UUID(str(task.id)).hex
+
+
+def _keep(task: Task, image: Image, pending: PendingWrite) -> WrittenData:
+    """Commit a write while this task still holds the image's import lock."""
+    if not pending.commit_if(lambda: image.holds_import_lock(task.id)):
+        raise ImportTakenOver
+    return pending.data
 
 
 def _plan(
@@ -109,7 +136,7 @@ def _plan(
         if done - progress.saved >= 16 * 1024 * 1024:
             progress.saved = done
             if not task.record_progress(done, total):
-                raise ImportFailed("The task was taken over by another import.")
+                raise ImportTakenOver
 
     progress.saved = 0
     return write_plan(
@@ -165,7 +192,7 @@ def _store_and_activate(
     if context.data_changed:
         written = _write_file_into(task, image, context.data_path, first)
     else:
-        written = _place_staged_into(image, staged, first)
+        written = _place_staged_into(task, image, staged, first)
     _store_done(image, first.id)
     for store in others:
         _copy_into(task, image, first, written.size, store)
@@ -180,7 +207,9 @@ def _store_done(image: Image, store_id: str) -> None:
     image.set_system_property(IMPORTING_TO_STORES, ",".join(remaining))
 
 
-def _place_staged_into(image: Image, staged: StagedData, store: ImageStore) -> WrittenData:
+def _place_staged_into(
+    task: Task, image: Image, staged: StagedData, store: ImageStore
+) -> WrittenData:
     """Zero-copy: the staged file becomes the store's data, its staging hashes reused."""
     virtual_size = staged.virtual_size
     if image.container_format == "bare":
@@ -192,20 +221,23 @@ def _place_staged_into(image: Image, staged: StagedData, store: ImageStore) -> W
         except GlanceError as refusal:
             raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
         virtual_size = judged.virtual_size
-    store.place_file(image.id, staging.staging_path_for(image.id))
-    return WrittenData(
+    written = WrittenData(
         size=staged.size,
         checksum=staged.checksum,
         os_hash_algo=staged.os_hash_algo,
         os_hash_value=staged.os_hash_value,
         virtual_size=virtual_size,
     )
+    sink = store.place_file(image.id, staging.staging_path_for(image.id), _attempt(task))
+    return _keep(task, image, PendingWrite(sink, written))
 
 
 def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
     """The plugins' output, judged against the (maybe converted) disk format."""
     plan = _plan(task, path.stat().st_size, inspect=True, judge=True, disk_format=image.disk_format)
-    return _write(lambda: write_file(store, image.id, path, plan))
+    return _keep(
+        task, image, _write(lambda: write_file(store, image.id, _attempt(task), path, plan))
+    )
 
 
 def _copy_into(
@@ -213,14 +245,17 @@ def _copy_into(
 ) -> WrittenData:
     """Another copy of data already judged and active in ``source``."""
     plan = _plan(task, size, inspect=False, judge=False)
-    return _write(lambda: write_image(store, image.id, _chunks_of(source, image.id), plan))
+    chunks = _chunks_of(source, image.id)
+    return _keep(
+        task, image, _write(lambda: write_image(store, image.id, _attempt(task), chunks, plan))
+    )
 
 
 def _chunks_of(store: ImageStore, image_id: str) -> Readable:
     return ChunkReader(store.read(image_id))
 
 
-def _write(write) -> WrittenData:
+def _write(write: Callable[[], PendingWrite]) -> PendingWrite:
     try:
         return write()
     except GlanceError as refusal:
@@ -236,11 +271,14 @@ def _activate(
 ) -> None:
     if context is not None and image.status == ImageStatus.IMPORTING:
         first = written_to[0]
-        if not image.activate_with_data(
-            written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
-        ):
-            raise ImportFailed("The image was deleted or changed while it was being imported.")
-        Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
+        with transaction.atomic():
+            if not image.holds_import_lock(task.id):
+                raise ImportTakenOver
+            if not image.activate_with_data(
+                written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
+            ):
+                raise ImportFailed("The image was deleted or changed while it was being imported.")
+            Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
     for store in written_to:
         ImageLocation.objects.update_or_create(
             image=image, store=store.id, defaults={"url": store.url_for(image.id)}

@@ -71,10 +71,10 @@ def test_recover_uploads_dry_run_changes_nothing(make_image, data_dir):
 
 
 def test_upload_heartbeat_keeps_a_slow_upload_alive(make_image, monkeypatch):
-    image = make_image(status="saving")
+    image = make_image(status="saving", write_attempt="a" * 32)
     Image.objects.filter(pk=image.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
     monkeypatch.setattr(data, "HEARTBEAT_SECONDS", 0)
 
-    data.UploadHeartbeat(image)(1024)
+    data.UploadHeartbeat(image, "a" * 32)(1024)
 
     assert not reloaded(image).is_stale_upload()

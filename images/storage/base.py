@@ -11,15 +11,21 @@ it only when every check passed, or aborts it. Guarantees every driver keeps:
 
 - a write is atomic: the data becomes visible under the image's name only on ``commit``; after
   ``abort`` nothing of that attempt is left in the store.
-- ``place_file`` makes a local file (a staged upload) the image's data without sending it
+- ``place_file`` prepares a local file (a staged upload) as the image's data without sending it
   through the hashing pipeline again: a hard link on the same filesystem, else a copy, or a
-  server-side copy for an object store. The source file is left in place.
-- ``read`` streams in bounded chunks (never a whole image in memory).
+  server-side copy for an object store; committed like any write. The source file stays.
+- each write names its attempt (an upload, a staging or an import task): its temporary objects
+  are its own, so a writer taken over as dead never shares or finishes another's partial data,
+  and the caller commits only while the image is still that attempt's (``writer.commit_if``).
+- ``read`` opens the data before it returns, so a missing object or an unreachable store raises
+  (a ``GlanceError``: :func:`data_missing`, :func:`store_unavailable`) before a response
+  starts; it then streams in bounded chunks (never a whole image in memory).
 - ``delete`` removes the image's data and any partial attempt; missing data is not an error.
 """
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,6 +82,16 @@ class StoreWrite(ABC):
         """Give up the attempt, leaving nothing of it behind; safe to call after a failure."""
 
 
+def new_attempt() -> str:
+    """A fresh write attempt name."""
+    return uuid.uuid4().hex
+
+
+def data_missing(store_id: str, image_id: str) -> GlanceError:
+    """What a download gets when the store has lost the image's data."""
+    return GlanceError(404, f"Image {image_id} has no data in store {store_id}.")
+
+
 def store_unavailable(store_id: str, reason: str) -> GlanceError:
     """What a request gets when a store cannot serve it (unreachable, refused credentials)."""
     return GlanceError(503, f"Store {store_id} is not available: {reason}")
@@ -104,12 +120,14 @@ class ImageStore(ABC):
         """The store ``name`` of the configuration, from its section's options."""
 
     @abstractmethod
-    def open_write(self, image_id: str) -> StoreWrite:
-        """Start writing the image's data; nothing is visible until the write commits."""
+    def open_write(self, image_id: str, attempt: str) -> StoreWrite:
+        """Start writing the image's data as ``attempt`` (hex digits, unique per writer); nothing
+        is visible until the write commits."""
 
     @abstractmethod
-    def place_file(self, image_id: str, path: Path) -> None:
-        """Make the local file ``path`` the image's data, leaving ``path`` where it is."""
+    def place_file(self, image_id: str, path: Path, attempt: str) -> StoreWrite:
+        """A write of ``attempt`` already holding the bytes of the local file ``path``, to
+        commit or abort; ``path`` stays where it is."""
 
     @abstractmethod
     def read(self, image_id: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
@@ -121,7 +139,7 @@ class ImageStore(ABC):
 
     @abstractmethod
     def delete(self, image_id: str) -> None:
-        """Remove the image's data and whatever an unfinished write left."""
+        """Remove the image's data and whatever unfinished writes of any attempt left."""
 
     @abstractmethod
     def url_for(self, image_id: str) -> str:

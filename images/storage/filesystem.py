@@ -7,8 +7,16 @@ import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from images.storage.base import CHUNK_SIZE, ByteRange, ImageStore, StoreWrite, store_weight
+from images.storage.base import (
+    CHUNK_SIZE,
+    ByteRange,
+    ImageStore,
+    StoreWrite,
+    data_missing,
+    store_weight,
+)
 
 # Written bytes are flushed to disk and dropped from the page cache every FLUSH_EVERY bytes.
 # Filling fresh page-cache pages cost more CPU than hashing on the benchmark machine; reusing
@@ -20,11 +28,14 @@ class FileWrite(StoreWrite):
     """Bytes into a temporary file beside ``destination``, renamed into place on commit, so a
     crash never leaves a torn file under the final name."""
 
-    def __init__(self, destination: Path, temporary: Path):
+    def __init__(self, destination: Path, temporary: Path, *, filled: bool = False):
+        """``filled``: ``temporary`` already holds the data, flushed (``place_file``)."""
         destination.parent.mkdir(parents=True, exist_ok=True)
         self.destination = destination
         self.temporary = temporary
-        self.fd: int | None = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        self.fd: int | None = None
+        if not filled:
+            self.fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         self.written = 0
         self.flushed = 0
 
@@ -40,7 +51,8 @@ class FileWrite(StoreWrite):
             self.flushed = self.written
 
     def commit(self) -> None:
-        os.fsync(self.fd)
+        if self.fd is not None:
+            os.fsync(self.fd)
         self._close()
         os.replace(self.temporary, self.destination)
         fsync_directory(self.destination.parent)
@@ -79,17 +91,17 @@ class FilesystemStore(ImageStore):
         # Only ever an image UUID from our own database: nothing a caller sends reaches here.
         return self.directory / image_id
 
-    def temporary_path_for(self, image_id: str) -> Path:
-        return self.directory / f".{image_id}.partial"
+    def temporary_path_for(self, image_id: str, attempt: str) -> Path:
+        return self.directory / f".{image_id}.{attempt}.partial"
 
-    def open_write(self, image_id: str) -> FileWrite:
-        return FileWrite(self.path_for(image_id), self.temporary_path_for(image_id))
+    def open_write(self, image_id: str, attempt: str) -> FileWrite:
+        return FileWrite(self.path_for(image_id), self.temporary_path_for(image_id, attempt))
 
-    def place_file(self, image_id: str, path: Path) -> None:
+    def place_file(self, image_id: str, path: Path, attempt: str) -> FileWrite:
         # A hard link moves no bytes; the source name stays, so a later failure keeps the data
         # staged. Across filesystems the bytes are copied and flushed before the rename.
         self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.temporary_path_for(image_id)
+        temporary = self.temporary_path_for(image_id, attempt)
         temporary.unlink(missing_ok=True)
         if os.stat(path).st_dev == os.stat(self.directory).st_dev:
             os.link(path, temporary)
@@ -97,21 +109,25 @@ class FilesystemStore(ImageStore):
             shutil.copyfile(path, temporary)
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
-        os.replace(temporary, self.path_for(image_id))
-        fsync_directory(self.directory)
+        return FileWrite(self.path_for(image_id), temporary, filled=True)
 
     def read(self, image_id: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
-        path = self.path_for(image_id)
+        try:
+            handle = open(self.path_for(image_id), "rb", buffering=0)  # noqa: SIM115
+        except FileNotFoundError:
+            raise data_missing(self.id, image_id) from None
         if byte_range is None:
-            byte_range = ByteRange(0, path.stat().st_size - 1)
-        return _read_file(path, byte_range)
+            byte_range = ByteRange(0, os.fstat(handle.fileno()).st_size - 1)
+        return _read_file(handle, byte_range)
 
     def has_data(self, image_id: str) -> bool:
         return self.path_for(image_id).exists()
 
     def delete(self, image_id: str) -> None:
-        for path in (self.path_for(image_id), self.temporary_path_for(image_id)):
-            path.unlink(missing_ok=True)
+        self.path_for(image_id).unlink(missing_ok=True)
+        # Partial files of every attempt (and the attempt-less name of older versions).
+        for partial in self.directory.glob(f".{image_id}.*partial"):
+            partial.unlink(missing_ok=True)
 
     def url_for(self, image_id: str) -> str:
         return self.path_for(image_id).as_uri()
@@ -133,10 +149,10 @@ class FilesystemStore(ImageStore):
         }
 
 
-def _read_file(path: Path, byte_range: ByteRange) -> Iterator[bytes]:
+def _read_file(handle: BinaryIO, byte_range: ByteRange) -> Iterator[bytes]:
     # Streamed rather than sendfile(2): releasing pages behind the reader keeps a download of
     # uncached data as fast as one of cached data (docs/benchmarks.md).
-    with open(path, "rb", buffering=0) as handle:
+    with handle:
         handle.seek(byte_range.start)
         position, released = byte_range.start, byte_range.start
         end = byte_range.end + 1

@@ -18,11 +18,11 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 
-from images.models import Image, StagedData
+from images.models import Image, ImageStatus, StagedData
 from images.storage.base import Readable, WrittenData
 from images.storage.filesystem import FileWrite
 from images.storage.inspection import Detection
-from images.storage.writer import WritePlan, stream_into
+from images.storage.writer import PendingWrite, WritePlan, stream_into
 
 WORK_DIR_PREFIX = ".work-"
 
@@ -43,9 +43,9 @@ def staging_path_for(image_id: str) -> Path:
     return path
 
 
-def temporary_staging_path_for(image_id: str) -> Path:
+def temporary_staging_path_for(image_id: str, attempt: str) -> Path:
     path = staging_path_for(image_id)
-    return path.with_name(f".{path.name}.partial")
+    return path.with_name(f".{path.name}.{uuid.UUID(attempt).hex}.partial")
 
 
 def ensure_staging_root() -> str | None:
@@ -60,10 +60,24 @@ def ensure_staging_root() -> str | None:
     return None
 
 
-def write_staged(image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
-    """Stream ``source`` into the image's staging file, atomically, checked as ``plan`` says."""
-    sink = FileWrite(staging_path_for(image_id), temporary_staging_path_for(image_id))
-    return stream_into(sink, source, plan)
+def write_staged(image_id: str, attempt: str, source: Readable, plan: WritePlan) -> PendingWrite:
+    """Stream ``source`` towards the image's staging file as ``attempt``, checked as ``plan``
+    says; it becomes the staged data when committed."""
+    sink = FileWrite(staging_path_for(image_id), temporary_staging_path_for(image_id, attempt))
+    return PendingWrite(sink, stream_into(sink, source, plan))
+
+
+def keep_staged(image: Image, attempt: str, written: WrittenData) -> bool:
+    """The claim under which ``PUT /stage`` commits: the image is still ``uploading`` by
+    ``attempt``; then record what the write learned. False when another attempt took over."""
+    claimed = Image.objects.filter(
+        pk=image.pk, status=ImageStatus.UPLOADING, write_attempt=attempt, deleted=False
+    ).update(size=written.size, write_attempt="")
+    if not claimed:
+        return False
+    image.size = written.size
+    record_staged(image, written)
+    return True
 
 
 def record_staged(image: Image, written: WrittenData) -> StagedData:
@@ -126,7 +140,10 @@ def work_directory(task_id: str) -> Iterator[Path]:
 
 def _remove_staged_files(image_id: str) -> int:
     freed = 0
-    for path in (staging_path_for(image_id), temporary_staging_path_for(image_id)):
+    staged = staging_path_for(image_id)
+    # Partial files of every attempt (and the attempt-less name of older versions).
+    partials = staged.parent.glob(f".{staged.name}.*partial")
+    for path in (staged, *partials):
         try:
             freed += path.stat().st_size
             path.unlink()

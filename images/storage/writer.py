@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from oslo_utils.imageutils import format_inspector
 
 from images.storage.base import CHUNK_SIZE, ImageStore, Readable, StoreWrite, WrittenData
@@ -103,8 +104,8 @@ def _read_body(source: Readable) -> bytes:
 
 
 def stream_into(sink: StoreWrite, source: Readable, plan: WritePlan) -> WrittenData:
-    """Stream ``source`` into ``sink``, checked as ``plan`` says; commit only when every check
-    passed, abort (nothing left behind) on any failure."""
+    """Stream ``source`` into ``sink``, checked as ``plan`` says, and leave it ready to commit
+    (:func:`commit_if`); abort it (nothing left behind) on any failure."""
     wrapper = format_inspector.InspectWrapper(source) if plan.inspect else None
     reader: Readable = wrapper or source
     pipeline = _Pipeline(sink, plan.hash_algo)
@@ -113,12 +114,11 @@ def stream_into(sink: StoreWrite, source: Readable, plan: WritePlan) -> WrittenD
         pipeline.drain()
         detection = _detect(wrapper)
         virtual_size = _judge(detection, plan, size)
-        pipeline.close()
-        sink.commit()
     except BaseException:
         pipeline.close()
         sink.abort()
         raise
+    pipeline.close()
     return WrittenData(
         size=size,
         checksum=pipeline.md5.hexdigest(),
@@ -129,15 +129,50 @@ def stream_into(sink: StoreWrite, source: Readable, plan: WritePlan) -> WrittenD
     )
 
 
-def write_image(store: ImageStore, image_id: str, source: Readable, plan: WritePlan) -> WrittenData:
-    """Stream ``source`` into ``store`` as the data of ``image_id``."""
-    return stream_into(store.open_write(image_id), source, plan)
+def commit_if(sink: StoreWrite, claim: Callable[[], bool]) -> bool:
+    """Commit ``sink`` in one transaction with ``claim``, a conditional update saying the image
+    is still this writer's; abort it when the claim fails or anything raises.
+
+    The claim's row lock is held until the data is in place, so a writer taken over as dead
+    can never put its bytes, or its hashes, over another writer's.
+    """
+    try:
+        with transaction.atomic():
+            if not claim():
+                sink.abort()
+                return False
+            sink.commit()
+            return True
+    except BaseException:
+        sink.abort()
+        raise
 
 
-def write_file(store: ImageStore, image_id: str, path: Path, plan: WritePlan) -> WrittenData:
+@dataclass(frozen=True)
+class PendingWrite:
+    """Data written and checked, waiting for :func:`commit_if`."""
+
+    sink: StoreWrite
+    data: WrittenData
+
+    def commit_if(self, claim: Callable[[], bool]) -> bool:
+        return commit_if(self.sink, claim)
+
+
+def write_image(
+    store: ImageStore, image_id: str, attempt: str, source: Readable, plan: WritePlan
+) -> PendingWrite:
+    """Stream ``source`` into ``store`` as ``attempt`` at the data of ``image_id``."""
+    sink = store.open_write(image_id, attempt)
+    return PendingWrite(sink, stream_into(sink, source, plan))
+
+
+def write_file(
+    store: ImageStore, image_id: str, attempt: str, path: Path, plan: WritePlan
+) -> PendingWrite:
     """``write_image`` with the bytes of the local file ``path``."""
     with open(path, "rb") as handle:
-        return write_image(store, image_id, handle, plan)
+        return write_image(store, image_id, attempt, handle, plan)
 
 
 def _pump(reader: Readable, pipeline: _Pipeline, plan: WritePlan) -> int:

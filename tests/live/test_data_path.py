@@ -57,7 +57,8 @@ def show(service, image_id: str) -> dict:
 
 
 def store_entries(service, image_id: str) -> list[str]:
-    """Names in the store directory that belong to the image (its file or ``.<id>.partial``)."""
+    """Names in the store directory that belong to the image (its file or an upload's
+    ``.<id>.<attempt>.partial``)."""
     if not service.store_dir.exists():
         return []
     return sorted(entry.name for entry in service.store_dir.iterdir() if image_id in entry.name)
@@ -260,13 +261,12 @@ def put_headers(service, image_id: str, framing: str) -> bytes:
 
 def abandon_upload(service, image_id: str, head: bytes, sent: bytes) -> None:
     """Send ``head`` and ``sent`` on a raw socket, wait until the server is storing the data
-    (status ``saving`` and a ``.partial`` file), then drop the connection."""
+    (status ``saving`` and the upload's ``.partial`` file), then drop the connection."""
     address = urlsplit(service.url)
     with socket.create_connection((address.hostname, address.port)) as sock:
         sock.sendall(head + sent)
         wait_for(lambda: show(service, image_id)["status"] == "saving", "saving")
-        partial = service.store_dir / f".{image_id}.partial"
-        wait_for(partial.exists, f"writing {partial.name}")
+        wait_for(lambda: list(service.store_dir.glob(f".{image_id}.*.partial")), "a partial file")
         assert not (service.store_dir / image_id).exists()
 
 
@@ -311,6 +311,38 @@ def test_image_can_be_uploaded_after_an_abandoned_upload(live_service, tmp_path,
         client.images.upload(image_id, data)
 
     assert_active_with(live_service, image_id, payload)
+
+
+@pytest.fixture(scope="module")
+def impatient_service(extra_live_service):
+    """A server that takes an upload silent for over a second for dead."""
+    return extra_live_service(UPLOAD_STALE_SECONDS="1")
+
+
+def test_stalled_upload_taken_over_never_activates_over_the_new_data(
+    impatient_service, tmp_path, unique
+):
+    service = impatient_service
+    image_id = create_raw_image(service, f"data-takeover-{unique}")
+    head = put_headers(service, image_id, f"Content-Length: {2 * MiB}")
+    address = urlsplit(service.url)
+    with socket.create_connection((address.hostname, address.port)) as stalled:
+        stalled.sendall(head + os.urandom(MiB))
+        wait_for(lambda: list(service.store_dir.glob(f".{image_id}.*.partial")), "a partial file")
+        time.sleep(2.5)  # silent for longer than UPLOAD_STALE_SECONDS
+        payload = make_payload(tmp_path, 3 * MiB + 1)
+        client = glanceclient.Client("2", endpoint=service.url, token=service.user.token)
+        with payload.path.open("rb") as data:
+            client.images.upload(image_id, data)
+        assert_active_with(service, image_id, payload)
+
+        stalled.sendall(os.urandom(MiB))  # the stalled upload wakes up and finishes
+        stalled.settimeout(POLL_SECONDS)
+        answer = b"".join(iter(lambda: stalled.recv(65536), b"")).decode("latin-1")
+
+    assert answer.startswith("HTTP/1.1 409 "), answer
+    assert "was taken over by another upload" in answer
+    assert_active_with(service, image_id, payload)
 
 
 # --- 5. the image size cap, on a second server with IMAGE_SIZE_CAP = 1 MiB -------------------

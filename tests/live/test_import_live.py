@@ -442,8 +442,10 @@ def test_import_killed_mid_download_is_recovered_and_retried(
         ),
         "processing",
     )
-    partial = live_service.staging_dir / f".{image_id}.partial"
-    wait_for(lambda: partial.exists() and partial.stat().st_size >= MiB, "partly staged")
+    (partial,) = wait_for(
+        lambda: list(live_service.staging_dir.glob(f".{image_id}.*.partial")), "a partial file"
+    )
+    wait_for(lambda: partial.stat().st_size >= MiB, "partly staged")
     assert len(import_source.files[path].requests) == 1
     image = show(live_service, image_id)
     assert (image["status"], image["os_glance_import_task"]) == ("importing", task["id"])
