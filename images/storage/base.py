@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -142,6 +142,13 @@ class ImageStore(ABC):
         """Remove the image's data and whatever unfinished writes of any attempt left."""
 
     @abstractmethod
+    def sweep(self, is_live: Callable[[str, str], bool]) -> list[str]:
+        """Remove what unfinished writes left (a process killed, a store down during
+        ``abort``) for every ``(image_id, attempt)`` that ``is_live`` says is over; return the
+        names removed. Committed data is never touched. A backend that cannot tell attempts
+        apart passes ``attempt=""``: live then means any write of the image is live."""
+
+    @abstractmethod
     def url_for(self, image_id: str) -> str:
         """The location URL Glance would record for the image in this store."""
 
@@ -196,6 +203,9 @@ class UnavailableStore(ImageStore):
         raise store_unavailable(self.id, self.reason)
 
     open_write = place_file = read = delete = url_for = _refuse
+
+    def sweep(self, is_live: Callable[[str, str], bool]) -> list[str]:
+        return []
 
     def has_data(self, image_id: str) -> bool:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -128,6 +128,15 @@ class FilesystemStore(ImageStore):
         # Partial files of every attempt (and the attempt-less name of older versions).
         for partial in self.directory.glob(f".{image_id}.*partial"):
             partial.unlink(missing_ok=True)
+
+    def sweep(self, is_live: Callable[[str, str], bool]) -> list[str]:
+        removed = []
+        for partial in sorted(self.directory.glob(".*.partial")):
+            image_id, _, attempt = partial.name[1:].removesuffix(".partial").partition(".")
+            if not is_live(image_id, attempt):
+                partial.unlink(missing_ok=True)
+                removed.append(partial.name)
+        return removed
 
     def url_for(self, image_id: str) -> str:
         return self.path_for(image_id).as_uri()
