@@ -193,6 +193,30 @@ def delete_data(image: Image) -> None:
     staging.discard_staged(image.id)
 
 
+def delete_from_store(image: Image, store_id: str) -> None:
+    """``DELETE /v2/stores/{store_id}/{image_id}`` once its policies passed: the data of an
+    active image leaves one of its stores, never the last one."""
+    if image.status != ImageStatus.ACTIVE:
+        raise GlanceError(
+            409, "It's not allowed to remove image data from store if image status is not 'active'"
+        )
+    locations = list(image.locations.all())
+    if len(locations) == 1:
+        raise GlanceError(
+            403,
+            "Cannot delete image data from the only store containing it. Consider deleting the "
+            "image instead.",
+        )
+    if store_id not in {location.store for location in locations}:
+        raise GlanceError(404, f"Image {image.id} is not stored in store {store_id}.")
+    # Bytes first: a crash in between leaves a location without data, which downloads skip,
+    # never data that no location accounts for.
+    stores.all_stores()[store_id].delete(image.id)
+    image.locations.filter(store=store_id).delete()
+    image.touch()
+    image.save(update_fields=["updated_at"])
+
+
 def store_serving(image: Image) -> ImageStore | None:
     """The first store holding the image's bytes, or None when there are none to serve (204)."""
     if image.status not in (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED):

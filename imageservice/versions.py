@@ -10,11 +10,16 @@ from django.views.decorators.csrf import csrf_exempt
 # import (ENABLE_IMAGE_IMPORT off) the service is a v2.5 Glance.
 BASE_VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
 IMPORT_VERSIONS = ("2.6", "2.7", "2.9", "2.12")
+# As in Glance, listed only with several stores: stores (2.8), DELETE /v2/stores/… (2.10),
+# import locking and per-store progress (2.11).
+MULTI_STORE_VERSIONS = ("2.8", "2.10", "2.11")
 SUPPORTED_VERSIONS = BASE_VERSIONS + IMPORT_VERSIONS
 
 
 def advertised_versions() -> tuple[str, ...]:
-    return SUPPORTED_VERSIONS if settings.ENABLE_IMAGE_IMPORT else BASE_VERSIONS
+    if not settings.ENABLE_IMAGE_IMPORT:
+        return BASE_VERSIONS
+    return SUPPORTED_VERSIONS + (MULTI_STORE_VERSIONS if settings.ENABLED_BACKENDS else ())
 
 
 def versions_document(request: HttpRequest) -> dict[str, list]:

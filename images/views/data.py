@@ -17,6 +17,7 @@ from images.views.transfer import (
 )
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
+from imageservice.policy.permissions import require_image_policy
 
 
 class ImageFileView(ImageLookupMixin, GlanceAPIView):
@@ -58,3 +59,26 @@ class ImageFileView(ImageLookupMixin, GlanceAPIView):
         if image.checksum:
             response["Content-MD5"] = image.checksum
         return response
+
+
+class StoreDataView(ImageLookupMixin, GlanceAPIView):
+    """``DELETE /v2/stores/{store_id}/{image_id}`` (v2.10): remove one store's copy."""
+
+    policy_map = {"delete": "delete_image_location"}
+    policy_object = True
+    bodyless_methods = ("delete",)
+
+    def delete(self, request, store_id: str, image_id: str):
+        if not stores.multiple_stores():
+            raise GlanceError(404)
+        if store_id not in stores.all_stores():
+            raise GlanceError(409, f"The selected store {store_id} is not available on this node.")
+        image = self.get_image(image_id, authorize=False)
+        # Glance checks both: reading the locations, then deleting one.
+        require_image_policy("get_image_location", request.credentials, image)
+        require_image_policy("delete_image_location", request.credentials, image)
+        data.delete_from_store(image, store_id)
+        return no_content()
+
+    def not_found_message(self, image_id: str) -> str:
+        return f"Failed to find image {image_id}"
