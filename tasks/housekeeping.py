@@ -30,6 +30,8 @@ from django.utils import timezone
 from images.models import IMPORT_LOCK, IMPORTING_TO_STORES, Image, ImageProperty, StagedData
 from images.models import ImageStatus as Status
 from images.storage import staging
+from images.storage.stores import all_stores
+from imageservice.errors import GlanceError
 from tasks.models import TERMINAL, Task, TaskStatus
 from tasks.runner import fail_import
 
@@ -377,3 +379,52 @@ def _is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value
     except ValueError:
         return False
+
+
+# --- store leftovers -----------------------------------------------------------------------
+
+
+def write_is_live(image_id: str, attempt: str) -> bool:
+    """Whether write ``attempt`` of ``image_id`` may still commit: the image's own upload or
+    staging while it beats, or an import task still running. ``attempt=""`` (a store that
+    cannot tell attempts apart): any such write of the image."""
+    image = Image.objects.filter(pk=image_id, deleted=False).first()
+    if image is None:
+        return False
+    writing = image.status in (Status.SAVING, Status.UPLOADING) and not image.is_stale_upload()
+    if writing and attempt in ("", image.write_attempt):
+        return True
+    live_tasks = [task for task in unfinished_tasks_for(image_id) if not task.is_stale()]
+    return any(attempt in ("", uuid.UUID(str(task.id)).hex) for task in live_tasks)
+
+
+def cleanup_stores(*, dry_run: bool = False) -> Report:
+    """Remove from every store what writes that can no longer commit left behind (a killed
+    process, a store that was down when a failed write tried to clean up)."""
+    report = Report(dry_run)
+    total = sum(_sweep_store(store, report) for store in all_stores().values())
+    report.summary = f"{total} leftover(s) of unfinished writes {report.verb} removed."
+    return report
+
+
+def _sweep_store(store, report: Report) -> int:
+    dead: list[str] = []
+
+    def judge(image_id: str, attempt: str) -> bool:
+        live = write_is_live(image_id, attempt)
+        if not live:
+            dead.append(f"image {image_id} attempt {attempt or '(any)'}")
+        return live or report.dry_run  # a dry run removes nothing
+
+    try:
+        removed = store.sweep(judge)
+    except GlanceError as error:
+        report.note(f"Skipped store {store.id}: {error.message or error.extra_detail}")
+        return 0
+    if report.dry_run:
+        for write in dict.fromkeys(dead):
+            report.note(f"Would remove the leftovers of {write} from store {store.id}")
+        return len(set(dead))
+    for name in removed:
+        report.note(f"Removed {name} from store {store.id}")
+    return len(removed)

@@ -13,6 +13,8 @@ cleanup_staging    60 minutes       staged files only cost disk space; files of 
                                     importing images wait 24 h (``--older-than``) anyway.
 purge_tasks        60 minutes       tasks expire TASK_TIME_TO_LIVE hours (default 48) after
                                     they finish; an hour late is invisible to users.
+cleanup_stores     60 minutes       what killed writers left in a store only costs space; a
+                                    write is dead after UPLOAD_STALE_SECONDS without a beat.
 =================  ===============  =========================================================
 
 ``ensure_schedules()`` is idempotent: it creates missing rows and brings existing ones back to
@@ -31,6 +33,7 @@ HOUSEKEEPING = {
     "recover_imports": 5,
     "cleanup_staging": 60,
     "purge_tasks": 60,
+    "cleanup_stores": 60,
 }
 
 

@@ -406,4 +406,5 @@ def test_ensure_schedules_twice_creates_each_schedule_once(db):
         "recover_imports": (call, "('recover_imports',)", Schedule.MINUTES, 5, -1),
         "cleanup_staging": (call, "('cleanup_staging',)", Schedule.MINUTES, 60, -1),
         "purge_tasks": (call, "('purge_tasks',)", Schedule.MINUTES, 60, -1),
+        "cleanup_stores": (call, "('cleanup_stores',)", Schedule.MINUTES, 60, -1),
     }
