@@ -5,7 +5,7 @@ and removal of an image's bytes, §6. The bytes themselves are the stores' busin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.db.models import Sum
@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
 from images.storage import staging, stores
-from images.storage.base import ImageStore, Readable, WrittenData, new_attempt
+from images.storage.base import ByteRange, ImageStore, Readable, WrittenData, new_attempt
 from images.storage.writer import PendingWrite, image_too_large, write_image, write_plan
 from imageservice.errors import GlanceError
 
@@ -217,13 +217,23 @@ def delete_from_store(image: Image, store_id: str) -> None:
     image.save(update_fields=["updated_at"])
 
 
-def store_serving(image: Image) -> ImageStore | None:
-    """The first store holding the image's bytes, or None when there are none to serve (204)."""
+def open_data(image: Image, byte_range: ByteRange | None) -> Iterator[bytes] | None:
+    """The image's bytes (all, or ``byte_range``) from the first of its stores that has them;
+    None when there are none (Glance answers 204, also when a store lost them). A store that
+    cannot be reached is skipped while another copy exists, else its 503 is raised."""
     if image.status not in (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED):
         return None
     known = stores.all_stores()
+    unavailable = None
     for location in image.locations.all():
         store = known.get(location.store)
-        if store is not None and store.has_data(image.id):
-            return store
+        if store is None:
+            continue
+        try:
+            return store.read(image.id, byte_range)
+        except GlanceError as error:
+            if error.status_code != 404:
+                unavailable = error
+    if unavailable is not None:
+        raise unavailable
     return None

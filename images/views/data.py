@@ -41,15 +41,15 @@ class ImageFileView(ImageLookupMixin, GlanceAPIView):
                 403,
                 "The requested image has been deactivated. Image data download is forbidden.",
             )
-        store = data.store_serving(image)
-        if store is None or image.size is None:
+        if image.size is None or not image.locations.exists():
             return no_content()
         byte_range = parse_range(
             request.headers.get("Range"), request.headers.get("Content-Range"), image.size
         )
-        response = StreamingHttpResponse(
-            store.read(image.id, byte_range), content_type="application/octet-stream"
-        )
+        chunks = data.open_data(image, byte_range)
+        if chunks is None:
+            return no_content()
+        response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
         if byte_range is None:
             response["Content-Length"] = str(image.size)
         else:
