@@ -10,10 +10,12 @@ reader    project A, role reader only: may look but not change or download
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from images import protections
@@ -149,3 +151,18 @@ def without_qemu_img(monkeypatch, tmp_path):
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+
+
+SWIFT_AIO = Path(settings.BASE_DIR) / "scripts" / "swift-aio.sh"
+
+
+@pytest.fixture(scope="session")
+def swift_service() -> dict[str, str]:
+    """A real Swift with its S3 API on loopback (``scripts/swift-aio.sh``), started (and on a
+    fresh machine installed) on first use and left running for later runs."""
+    started = subprocess.run([str(SWIFT_AIO), "start"], capture_output=True, text=True, timeout=600)
+    assert started.returncode == 0, f"swift-aio.sh start failed:\n{started.stdout}{started.stderr}"
+    facts = subprocess.run(
+        [str(SWIFT_AIO), "status", "env"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return dict(line.split("=", 1) for line in facts.stdout.splitlines() if "=" in line)

@@ -8,36 +8,20 @@ behind" is checked by listing the real directory, container or bucket.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from images.storage.base import ImageStore
 from images.storage.stores import DRIVERS
-
-SWIFT_AIO = Path(settings.BASE_DIR) / "scripts" / "swift-aio.sh"
 
 
 @dataclass
 class StoreUnderTest:
     store: ImageStore
     leftovers: Callable[[str], list[str]]
-
-
-@pytest.fixture(scope="session")
-def swift_service() -> dict[str, str]:
-    """A real Swift with its S3 API on loopback (``scripts/swift-aio.sh``), started (and on a
-    fresh machine installed) on first use and left running for later runs."""
-    started = subprocess.run([str(SWIFT_AIO), "start"], capture_output=True, text=True, timeout=600)
-    assert started.returncode == 0, f"swift-aio.sh start failed:\n{started.stdout}{started.stderr}"
-    facts = subprocess.run(
-        [str(SWIFT_AIO), "status", "env"], capture_output=True, text=True, timeout=60, check=True
-    )
-    return dict(line.split("=", 1) for line in facts.stdout.splitlines() if "=" in line)
 
 
 def file_store(request, tmp_path: Path) -> StoreUnderTest:
