@@ -16,6 +16,7 @@ import pytest
 
 from images.storage.base import ImageStore
 from images.storage.stores import DRIVERS
+from tests.storage.swift_support import fresh_container
 
 
 @dataclass
@@ -38,8 +39,17 @@ def file_store(request, tmp_path: Path) -> StoreUnderTest:
     return StoreUnderTest(store, leftovers)
 
 
+def swift_store(request, tmp_path: Path) -> StoreUnderTest:
+    # A fresh container per test; 5 MB and 1 MB thresholds, so the 12 MiB image has segments.
+    container = fresh_container(request)
+    return StoreUnderTest(container.store(), container.objects)
+
+
 # Driver name → builder of a store under test (taking the pytest request and a temp dir).
-STORE_BUILDERS: dict[str, Callable[..., StoreUnderTest]] = {"file": file_store}
+STORE_BUILDERS: dict[str, Callable[..., StoreUnderTest]] = {
+    "file": file_store,
+    "swift": swift_store,
+}
 
 
 @pytest.fixture(params=sorted(STORE_BUILDERS))
