@@ -17,7 +17,7 @@ from images.storage.base import ByteRange, new_attempt
 from images.storage.stores import DRIVERS, all_stores, prepare_stores
 from images.storage.swift_options import swift_settings
 from imageservice.errors import GlanceError
-from tests.storage.conftest import SWIFT_AIO
+from tests.conftest import SWIFT_AIO
 from tests.storage.swift_support import MB, SwiftContainer, fresh_container, swift_options
 from tests.storage.test_contract import LARGE, MiB, image_id, read_all, write
 
