@@ -18,6 +18,7 @@ from django.conf import settings
 
 from images.storage.base import ImageStore
 from images.storage.stores import DRIVERS
+from tests.storage.s3_backend import Bucket, fresh_bucket_name
 
 SWIFT_AIO = Path(settings.BASE_DIR) / "scripts" / "swift-aio.sh"
 
@@ -54,8 +55,14 @@ def file_store(request, tmp_path: Path) -> StoreUnderTest:
     return StoreUnderTest(store, leftovers)
 
 
+def s3_store(request, tmp_path: Path) -> StoreUnderTest:
+    bucket = Bucket(request.getfixturevalue("swift_service"), fresh_bucket_name())
+    request.addfinalizer(bucket.remove)
+    return StoreUnderTest(bucket.store(), bucket.leftovers)
+
+
 # Driver name → builder of a store under test (taking the pytest request and a temp dir).
-STORE_BUILDERS: dict[str, Callable[..., StoreUnderTest]] = {"file": file_store}
+STORE_BUILDERS: dict[str, Callable[..., StoreUnderTest]] = {"file": file_store, "s3": s3_store}
 
 
 @pytest.fixture(params=sorted(STORE_BUILDERS))
