@@ -18,7 +18,7 @@ from django.conf import settings
 
 from images.storage.base import ImageStore
 from images.storage.stores import DRIVERS
-from tests.storage.s3_backend import Bucket, fresh_bucket_name
+from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_service
 
 SWIFT_AIO = Path(settings.BASE_DIR) / "scripts" / "swift-aio.sh"
 
@@ -56,7 +56,7 @@ def file_store(request, tmp_path: Path) -> StoreUnderTest:
 
 
 def s3_store(request, tmp_path: Path) -> StoreUnderTest:
-    bucket = Bucket(request.getfixturevalue("swift_service"), fresh_bucket_name())
+    bucket = Bucket(s3_service(), fresh_bucket_name())
     request.addfinalizer(bucket.remove)
     return StoreUnderTest(bucket.store(), bucket.leftovers)
 

@@ -3,18 +3,56 @@ S3 and through Swift's own API, where the parts of multipart uploads are kept.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 import uuid
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 
 import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from django.conf import settings
 
 from images.storage.s3 import S3Store
 from images.storage.stores import DRIVERS
 
-MB = 1024 * 1024
+SWIFT_AIO = Path(settings.BASE_DIR) / "scripts" / "swift-aio.sh"
+# A Swift of the s3 tests' own, beside the one other stores' tests share (scripts/README.md:
+# side-by-side instances): the s3 fault test stops its proxy without disturbing them, and a
+# fault test of theirs never takes the s3 tests' store away.
+S3_SWIFT = {
+    "SWIFT_AIO_DIR": os.path.join(tempfile.gettempdir(), "imageservice-swift-s3"),
+    "SWIFT_AIO_PORT": "8090",
+    "SWIFT_AIO_OBJECT_PORT": "6210",
+    "SWIFT_AIO_CONTAINER_PORT": "6211",
+    "SWIFT_AIO_ACCOUNT_PORT": "6212",
+    "SWIFT_AIO_MEMCACHED_PORT": "11213",
+}
+
+
+def swift_aio(*arguments: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``scripts/swift-aio.sh`` for the s3 tests' Swift."""
+    return subprocess.run(
+        [str(SWIFT_AIO), *arguments],
+        env={**os.environ, **S3_SWIFT},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@cache
+def s3_service() -> dict[str, str]:
+    """The s3 tests' Swift, started (installed on a fresh machine) on first use and left
+    running, as the shared one; ``status env`` facts (S3_ENDPOINT, SWIFT_AUTH_URL …)."""
+    started = swift_aio("start", timeout=600)
+    assert started.returncode == 0, f"swift-aio.sh start failed:\n{started.stdout}{started.stderr}"
+    facts = swift_aio("status", "env")
+    return dict(line.split("=", 1) for line in facts.stdout.splitlines() if "=" in line)
 
 
 def s3_options(service: dict[str, str], bucket: str, **overrides: str) -> dict[str, str]:

@@ -1,13 +1,12 @@
 """The s3 store against the real Swift's S3 API: what the contract does not say (tests/storage/
-test_contract.py runs the contract for it)."""
+test_contract.py runs the contract for it). The Swift is the s3 tests' own
+(tests/storage/s3_backend.py), so stopping its proxy here disturbs no other test."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
-import subprocess
-import tempfile
 import time
 import uuid
 
@@ -18,21 +17,10 @@ from images.storage.s3 import S3Store
 from images.storage.stores import all_stores, prepare_stores
 from images.storage.writer import write_image, write_plan
 from imageservice.errors import GlanceError
-from tests.storage.conftest import SWIFT_AIO
-from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_options
+from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_options, s3_service, swift_aio
 
 MiB = 1024 * 1024
 LARGE = 12 * MiB + 12345
-# A Swift of its own for the fault test, so that stopping its proxy never disturbs the tests
-# of other stores sharing the default instance (scripts/README.md: side-by-side instances).
-FAULT_SWIFT = {
-    "SWIFT_AIO_DIR": os.path.join(tempfile.gettempdir(), "imageservice-swift-s3"),
-    "SWIFT_AIO_PORT": "8090",
-    "SWIFT_AIO_OBJECT_PORT": "6210",
-    "SWIFT_AIO_CONTAINER_PORT": "6211",
-    "SWIFT_AIO_ACCOUNT_PORT": "6212",
-    "SWIFT_AIO_MEMCACHED_PORT": "11213",
-}
 # Facts of a store nobody listens for (port 9, discard): options are checked without a server.
 FAKE_SERVICE = {
     "S3_ENDPOINT": "http://127.0.0.1:9",
@@ -46,20 +34,15 @@ def image_id() -> str:
     return str(uuid.uuid4())
 
 
-def swift_aio(*arguments: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(SWIFT_AIO), *arguments],
-        env={**os.environ, **FAULT_SWIFT},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+@pytest.fixture
+def s3_swift() -> dict[str, str]:
+    """The s3 tests' own Swift (tests/storage/s3_backend.py)."""
+    return s3_service()
 
 
 @pytest.fixture
-def bucket(swift_service):
-    made = Bucket(swift_service, fresh_bucket_name())
+def bucket(s3_swift):
+    made = Bucket(s3_swift, fresh_bucket_name())
     yield made
     made.remove()
 
@@ -177,12 +160,12 @@ def test_virtual_addressing_needs_a_dns_bucket_name():
 # --- location and addressing -----------------------------------------------------------------
 
 
-def test_location_is_glance_stores_without_credentials(store, bucket, swift_service):
+def test_location_is_glance_stores_without_credentials(store, bucket, s3_swift):
     image = image_id()
 
     url = store.url_for(image)
 
-    host = swift_service["S3_ENDPOINT"].removeprefix("http://")
+    host = s3_swift["S3_ENDPOINT"].removeprefix("http://")
     assert url == f"s3://{host}/{bucket.name}/{image}"
     assert "tester" not in url
     assert "testing" not in url
@@ -338,15 +321,15 @@ def test_read_of_a_key_that_vanished_is_a_404(store, bucket):
 
 
 def test_prepare_with_a_wrong_secret_is_a_403_problem_and_other_stores_work(
-    settings, bucket, swift_service
+    settings, bucket, s3_swift
 ):
-    good = s3_options(swift_service, bucket.name)
+    good = s3_options(s3_swift, bucket.name)
     settings.ENABLED_BACKENDS = {"good": good, "bad": {**good, "s3_store_secret_key": "wrong"}}
 
     problems = prepare_stores()
 
     assert problems == [
-        f"bad: bucket {bucket.name} at {swift_service['S3_ENDPOINT']} answered 403 Forbidden: "
+        f"bad: bucket {bucket.name} at {s3_swift['S3_ENDPOINT']} answered 403 Forbidden: "
         "check s3_store_access_key and s3_store_secret_key, and the bucket's permissions"
     ]
     image, data = image_id(), os.urandom(MiB)
@@ -357,11 +340,11 @@ def test_prepare_with_a_wrong_secret_is_a_403_problem_and_other_stores_work(
     assert refused.value.status_code == 503
 
 
-def test_prepare_without_the_bucket_and_no_create_says_so(bucket, swift_service):
+def test_prepare_without_the_bucket_and_no_create_says_so(bucket, s3_swift):
     store = bucket.store(s3_store_create_bucket_on_put="false")
 
     assert store.prepare() == (
-        f"objects: bucket {bucket.name} does not exist at {swift_service['S3_ENDPOINT']} "
+        f"objects: bucket {bucket.name} does not exist at {s3_swift['S3_ENDPOINT']} "
         "(create it, or set s3_store_create_bucket_on_put = true)"
     )
     with pytest.raises(GlanceError) as refused:
@@ -405,28 +388,12 @@ def test_sweep_asks_about_images_without_attempts(store):
 # --- the store going away --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def fault_swift() -> dict[str, str]:
-    started = swift_aio("start", timeout=600)
-    assert started.returncode == 0, f"swift-aio.sh start failed:\n{started.stdout}{started.stderr}"
-    facts = swift_aio("status", "env")
-    return dict(line.split("=", 1) for line in facts.stdout.splitlines() if "=" in line)
-
-
-@pytest.fixture
-def fault_bucket(fault_swift):
-    made = Bucket(fault_swift, fresh_bucket_name())
-    yield made
-    bring_back_proxy()
-    made.remove()
-
-
 def bring_back_proxy() -> None:
     for _ in range(3):
         if swift_aio("start-proxy").returncode == 0:
             return
         time.sleep(1)
-    pytest.fail("the proxy of the fault-test Swift did not come back")
+    pytest.fail("the proxy of the s3 tests' Swift did not come back")
 
 
 class ProxyStoppingSource:
@@ -447,28 +414,28 @@ class ProxyStoppingSource:
         return os.urandom(size)
 
 
-def test_store_going_away_mid_upload_fails_503_and_sweep_cleans_up(fault_bucket):
-    store = fault_bucket.store()
-    assert store.prepare() is None
+def test_store_going_away_mid_upload_fails_503_and_sweep_cleans_up(bucket, store):
     image = image_id()
     source = ProxyStoppingSource(200 * MiB, after=30 * MiB)
 
-    with pytest.raises(GlanceError) as failed:
-        write_image(store, image, new_attempt(), source, write_plan())
-    failed_after = time.monotonic() - source.stopped_at
-    with pytest.raises(GlanceError) as unreadable:
-        store.read(image)
-    bring_back_proxy()
+    try:
+        with pytest.raises(GlanceError) as failed:
+            write_image(store, image, new_attempt(), source, write_plan())
+        failed_after = time.monotonic() - source.stopped_at
+        with pytest.raises(GlanceError) as unreadable:
+            store.read(image)
+    finally:
+        bring_back_proxy()
 
     assert failed.value.status_code == 503
     assert failed_after < 30
     assert source.sent < 100 * MiB  # the write stopped reading soon after the store went
     assert unreadable.value.status_code == 503
-    left = fault_bucket.uploads()
+    left = bucket.uploads()
     assert [entry.split(" ")[0] for entry in left] == [image]
-    assert fault_bucket.segments() != []  # parts that went before the store did
+    assert bucket.segments() != []  # parts that went before the store did
     assert store.sweep(lambda image, attempt: False) == left
-    assert fault_bucket.leftovers(image) == []
+    assert bucket.leftovers(image) == []
     data = os.urandom(LARGE)
     write(store, image, data).commit()
     assert b"".join(store.read(image)) == data

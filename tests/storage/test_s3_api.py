@@ -8,7 +8,7 @@ import pytest
 
 from images.models import ImageLocation
 from images.storage.stores import prepare_stores
-from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_options
+from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_options, s3_service
 from tests.support import JSON
 
 MiB = 1024 * 1024
@@ -16,12 +16,12 @@ DATA = os.urandom(12 * MiB + 12345)
 
 
 @pytest.fixture
-def cheap(settings, swift_service, tmp_path):
+def cheap(settings, tmp_path):
     """Two stores: files by default, and "cheap" in a fresh bucket."""
-    bucket = Bucket(swift_service, fresh_bucket_name())
+    bucket = Bucket(s3_service(), fresh_bucket_name())
     settings.ENABLED_BACKENDS = {
         "fast": str(tmp_path / "fast"),
-        "cheap": s3_options(swift_service, bucket.name),
+        "cheap": s3_options(bucket.service, bucket.name),
     }
     settings.DEFAULT_BACKEND = "fast"
     assert prepare_stores() == []
