@@ -9,6 +9,7 @@ from django.conf import settings
 
 from images.storage.base import ImageStore, UnavailableStore
 from images.storage.filesystem import FilesystemStore
+from images.storage.s3 import S3Store
 from images.storage.swift import SwiftStore
 from imageservice.errors import GlanceError
 
@@ -24,7 +25,11 @@ def locations_shown() -> bool:
 
 
 # Store types by glance_store's names; each driver class reads its own options.
-DRIVERS: dict[str, type[ImageStore]] = {"file": FilesystemStore, "swift": SwiftStore}
+DRIVERS: dict[str, type[ImageStore]] = {
+    "file": FilesystemStore,
+    "swift": SwiftStore,
+    "s3": S3Store,
+}
 # Options every store section may carry, whatever its type.
 COMMON_OPTIONS = frozenset({"type", "store_description", "weight"})
 

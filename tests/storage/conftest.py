@@ -16,6 +16,7 @@ import pytest
 
 from images.storage.base import ImageStore
 from images.storage.stores import DRIVERS
+from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_service
 from tests.storage.swift_support import fresh_container
 
 
@@ -45,10 +46,17 @@ def swift_store(request, tmp_path: Path) -> StoreUnderTest:
     return StoreUnderTest(container.store(), container.objects)
 
 
+def s3_store(request, tmp_path: Path) -> StoreUnderTest:
+    bucket = Bucket(s3_service(), fresh_bucket_name())
+    request.addfinalizer(bucket.remove)
+    return StoreUnderTest(bucket.store(), bucket.leftovers)
+
+
 # Driver name → builder of a store under test (taking the pytest request and a temp dir).
 STORE_BUILDERS: dict[str, Callable[..., StoreUnderTest]] = {
     "file": file_store,
     "swift": swift_store,
+    "s3": s3_store,
 }
 
 
