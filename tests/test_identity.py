@@ -52,6 +52,15 @@ def test_revoked_token_is_401_at_once_and_others_keep_working(owner):
     assert other.status_code == 200
 
 
+def test_issued_tokens_never_start_with_a_dash(owner, monkeypatch):
+    drawn = iter(["-looks-like-an-option", "_fine-token"])
+    monkeypatch.setattr("secrets.token_urlsafe", lambda nbytes: next(drawn))
+
+    _, raw = issue_token(owner.user)
+
+    assert raw == "_fine-token"
+
+
 def test_percent_quoted_token_is_accepted(owner, db):
     user, _ = ensure_user("quoted", owner.user.project, ["member", "reader"])
     issue_token(user, raw_token="a+b/c=")

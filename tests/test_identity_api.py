@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from imageservice.identity.keystone_api.catalog import stable_id
 from imageservice.identity.models import ApiToken, LoginFailure
 from imageservice.identity.services import ensure_user, issue_token
 from imageservice.identity.tokens import hash_token
@@ -86,25 +85,32 @@ def log_in(body: dict, **extra):
     return APIClient().post(TOKENS, data=json.dumps(body), content_type="application/json", **extra)
 
 
-def catalog(base: str = "http://testserver") -> list[dict]:
-    def entry(service_type: str, name: str, url: str) -> dict:
-        return {
-            "id": stable_id(service_type, url),
-            "type": service_type,
-            "name": name,
+def endpoints(url: str) -> list[dict]:
+    region = {"region": "RegionOne", "region_id": "RegionOne"}
+    return [{"interface": name, **region, "url": url} for name in ("public", "internal", "admin")]
+
+
+EXPECTED_CATALOG = [
+    {"type": "image", "name": "glance", "endpoints": endpoints("http://testserver")},
+    {"type": "identity", "name": "keystone", "endpoints": endpoints("http://testserver/identity")},
+]
+
+
+def without_ids(catalog: list[dict]) -> list[dict]:
+    return [
+        {
+            **{key: value for key, value in service.items() if key != "id"},
             "endpoints": [
-                {
-                    "id": stable_id(service_type, url, interface),
-                    "interface": interface,
-                    "region": "RegionOne",
-                    "region_id": "RegionOne",
-                    "url": url,
-                }
-                for interface in ("public", "internal", "admin")
+                {key: value for key, value in endpoint.items() if key != "id"}
+                for endpoint in service["endpoints"]
             ],
         }
+        for service in catalog
+    ]
 
-    return [entry("image", "glance", base), entry("identity", "keystone", f"{base}/identity")]
+
+def ids_of(catalog: list[dict]) -> list[str]:
+    return [item["id"] for service in catalog for item in [service, *service["endpoints"]]]
 
 
 def test_v3_discovery_is_keystones_version_document(db):
@@ -168,9 +174,10 @@ def test_password_login_by_name_scoped_by_project_name(owner, passwords, clock):
             "project": {"id": project.id, "name": project.name, "domain": DEFAULT_DOMAIN},
             "is_domain": False,
             "roles": [{"id": str(role.pk), "name": role.name} for role in owner.user.roles.all()],
-            "catalog": catalog(),
+            "catalog": response.json()["token"]["catalog"],
         }
     }
+    assert without_ids(response.json()["token"]["catalog"]) == EXPECTED_CATALOG
     assert len(response.json()["token"]["audit_ids"][0]) == 22
     assert (token.user, token.methods, token.project_scoped) == (owner.user, "password", True)
     assert token.expires_at == datetime(2026, 3, 4, 6, 6, 7, tzinfo=UTC)
@@ -203,7 +210,7 @@ def test_login_without_scope_gets_the_users_project_as_keystone_a_default_projec
 
     assert response.status_code == 201
     assert response.json()["token"]["project"]["id"] == owner.project_id
-    assert response.json()["token"]["catalog"] == catalog()
+    assert without_ids(response.json()["token"]["catalog"]) == EXPECTED_CATALOG
 
 
 def test_explicitly_unscoped_token_has_no_project_roles_or_catalog(owner, passwords):
@@ -229,6 +236,15 @@ def test_nocatalog_leaves_the_catalog_out(owner, passwords):
     assert response.status_code == 201
     assert "catalog" not in response.json()["token"]
     assert response.json()["token"]["project"]["id"] == owner.project_id
+
+
+def test_catalog_ids_are_keystone_like_and_the_same_on_every_login(owner, passwords):
+    first = log_in(by_name(owner, passwords["owner"])).json()["token"]["catalog"]
+    second = log_in(by_name(owner, passwords["owner"])).json()["token"]["catalog"]
+
+    assert ids_of(first) == ids_of(second)
+    assert len(set(ids_of(first))) == 8
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in ids_of(first))
 
 
 def test_catalog_urls_come_from_public_endpoint(owner, passwords, settings):
@@ -384,7 +400,7 @@ def test_user_validates_their_own_token(owner, passwords):
     assert response["X-Subject-Token"] == raw_token
     body = response.json()["token"]
     assert (body["user"]["id"], body["project"]["id"]) == (owner.user.keystone_id, owner.project_id)
-    assert body["catalog"] == catalog()
+    assert without_ids(body["catalog"]) == EXPECTED_CATALOG
 
 
 def test_admin_and_service_validate_others_tokens_but_a_user_may_not(owner, member, admin):

@@ -19,6 +19,15 @@ def keystone_id() -> str:
     return uuid.uuid4().hex
 
 
+def new_raw_token() -> str:
+    """256 random bits, url-safe, never starting with "-": a command line (``openstack token
+    revoke``, ``glance --os-auth-token``) would take such a token for an option."""
+    raw_token = secrets.token_urlsafe(32)
+    while raw_token.startswith("-"):
+        raw_token = secrets.token_urlsafe(32)
+    return raw_token
+
+
 class Project(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=keystone_id)
     name = models.CharField(max_length=255, unique=True)
@@ -108,7 +117,7 @@ class ApiToken(models.Model):
         project_scoped: bool = True,
     ) -> tuple[ApiToken, str]:
         """Create a token and return it with its clear text, which is never stored."""
-        raw_token = raw_token or secrets.token_urlsafe(32)
+        raw_token = raw_token or new_raw_token()
         token = cls.objects.create(
             user=user,
             digest=hash_token(raw_token),
