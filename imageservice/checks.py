@@ -22,6 +22,7 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
         for name, value in settings.INVALID_SETTINGS.items()
     ]
     errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_glance_conf()
+    errors += _check_login_limits()
     errors += _check_stores() + _check_staging()
     return errors
 
@@ -60,6 +61,24 @@ def _check_limits() -> list[Error]:
         )
         for name in names
         if getattr(settings, name) <= 0
+    ]
+
+
+def _check_login_limits() -> list[Error]:
+    minimums = {
+        "TOKEN_EXPIRATION": 1,
+        "LOCKOUT_DURATION": 1,
+        "LOCKOUT_FAILURE_ATTEMPTS": 0,
+        "LOGIN_FAILURES_PER_ADDRESS": 0,
+    }
+    return [
+        Error(
+            f"{name} must be at least {minimum} (got {getattr(settings, name)}).",
+            hint=f"Unset {name} for its default; docs/identity.md describes it.",
+            id="imageservice.E030",
+        )
+        for name, minimum in minimums.items()
+        if getattr(settings, name) < minimum
     ]
 
 

@@ -239,6 +239,18 @@ REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 UPLOAD_STALE_SECONDS = env_int("UPLOAD_STALE_SECONDS", 300)
 SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")
 
+# --- Embedded Keystone v3 login at /identity/v3 (docs/identity.md, "Local mode") -------------
+# Lifetime of the tokens it issues, in seconds (Keystone's [token] expiration).
+TOKEN_EXPIRATION = env_int("TOKEN_EXPIRATION", 3600)
+# The region its service catalog lists the image and identity endpoints in.
+REGION_NAME = env_str("REGION_NAME", "RegionOne")
+# Refused password logins inside a sliding LOCKOUT_DURATION (seconds) lock the account after
+# LOCKOUT_FAILURE_ATTEMPTS (Keystone's [security_compliance] options) and turn the client address
+# away after LOGIN_FAILURES_PER_ADDRESS; 0 switches either limit off.
+LOCKOUT_FAILURE_ATTEMPTS = env_int("LOCKOUT_FAILURE_ATTEMPTS", 5)
+LOCKOUT_DURATION = env_int("LOCKOUT_DURATION", 300)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
+
 # --- Interoperable image import (v2.6) -------------------------------------------------------
 ENABLE_IMAGE_IMPORT = env_bool("ENABLE_IMAGE_IMPORT", True)
 ENABLED_IMPORT_METHODS = env_list(

@@ -1,4 +1,5 @@
-"""Root URLs: the versions document, the v2 API and the operator console."""
+"""Root URLs: the versions document, the v2 API, the embedded Keystone login calls and the
+operator console."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django.urls import include, path, re_path
 
 from imageservice import versions
 from imageservice.admin_site import operator_site
+from imageservice.identity.keystone_api import discovery as identity_discovery
 
 handler404 = "imageservice.errors.handler404"
 handler500 = "imageservice.errors.handler500"
@@ -16,6 +18,9 @@ urlpatterns = [
     path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),
     path("v2/", include("tasks.urls")),
-    # Glance answers any unversioned or unknown-version path with the 300 document.
-    re_path(r"^(?!v2(?:/|$)|admin/|static/).+$", versions.multiple_choices),
+    path("identity", identity_discovery.versions),
+    path("identity/", include("imageservice.identity.keystone_api.urls")),
+    # Glance answers any unversioned or unknown-version path with the 300 document; the
+    # identity API answers its own unknown paths with 404.
+    re_path(r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$", versions.multiple_choices),
 ]

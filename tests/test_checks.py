@@ -39,6 +39,19 @@ def test_non_positive_limit_is_refused(settings):
     assert ids(check_settings()) == ["imageservice.E004"]
 
 
+def test_login_limits_below_their_minimum_are_refused(settings):
+    settings.TOKEN_EXPIRATION, settings.LOGIN_FAILURES_PER_ADDRESS = 0, -1
+    settings.LOCKOUT_FAILURE_ATTEMPTS = 0  # off, which is allowed
+
+    errors = check_settings()
+
+    assert ids(errors) == ["imageservice.E030", "imageservice.E030"]
+    assert [error.msg for error in errors] == [
+        "TOKEN_EXPIRATION must be at least 1 (got 0).",
+        "LOGIN_FAILURES_PER_ADDRESS must be at least 0 (got -1).",
+    ]
+
+
 def test_policy_file_with_unknown_rule_stops_start_up(settings, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text('get_image: "rule:nonexistent"\n')

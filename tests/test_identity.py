@@ -7,12 +7,13 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from imageservice.identity.models import ApiToken, Project, User
+from imageservice.identity.models import ApiToken, LoginFailure, Project, User
 from imageservice.identity.services import ensure_project, ensure_user, issue_token
 from imageservice.identity.tokens import hash_token
 from imageservice.policy.engine import reset_policy
@@ -49,6 +50,15 @@ def test_revoked_token_is_401_at_once_and_others_keep_working(owner):
 
     assert revoked.status_code == 401
     assert other.status_code == 200
+
+
+def test_issued_tokens_never_start_with_a_dash(owner, monkeypatch):
+    drawn = iter(["-looks-like-an-option", "_fine-token"])
+    monkeypatch.setattr("secrets.token_urlsafe", lambda nbytes: next(drawn))
+
+    _, raw = issue_token(owner.user)
+
+    assert raw == "_fine-token"
 
 
 def test_percent_quoted_token_is_accepted(owner, db):
@@ -154,3 +164,68 @@ def test_cached_token_still_expires_on_time(owner, monkeypatch):
     monkeypatch.setattr(timezone, "now", lambda: later)
 
     assert owner.client().get("/v2/images").status_code == 401
+
+
+def test_seed_demo_sets_passwords_and_writes_a_password_clouds_yaml(db, monkeypatch, settings):
+    monkeypatch.setenv("DEMO_USER_PASSWORD", "fixed-user-password")
+
+    out = run("seed_demo", "--endpoint", "http://images.example:8000")
+
+    path = settings.DATA_DIR / "clouds.yaml"
+    clouds = yaml.safe_load(path.read_text())["clouds"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text() in out
+    assert "DEMO_USER_PASSWORD=fixed-user-password" in out
+    assert clouds["imageservice-demo"] == {
+        "auth_type": "password",
+        "auth": {
+            "auth_url": "http://images.example:8000/identity/v3",
+            "username": "user",
+            "password": "fixed-user-password",
+            "user_domain_name": "Default",
+            "project_name": "demo",
+            "project_domain_name": "Default",
+        },
+        "region_name": "RegionOne",
+        "interface": "public",
+        "identity_api_version": 3,
+    }
+    assert set(clouds) == {"imageservice-demo", "imageservice-other", "imageservice-admin"}
+    other_password = clouds["imageservice-other"]["auth"]["password"]
+    assert f"DEMO_OTHER_PASSWORD={other_password}" in out
+    assert User.objects.get(username="user").check_password("fixed-user-password")
+    assert User.objects.get(username="other").check_password(other_password)
+    operator = User.objects.get(username="operator")
+    assert operator.check_password(clouds["imageservice-admin"]["auth"]["password"])
+
+
+def test_set_password_stores_a_hash_and_unlocks_the_account(owner):
+    LoginFailure.objects.create(user=owner.user, address="127.0.0.1")
+
+    out = run("set_password", "owner", "--password", "n3w-secret")
+
+    owner.user.refresh_from_db()
+    assert out == "Set the password of owner.\nUnlocked: 1 failed login(s) forgotten.\n"
+    assert owner.user.password.startswith("pbkdf2_sha256$")
+    assert owner.user.check_password("n3w-secret")
+    assert not LoginFailure.objects.filter(user=owner.user).exists()
+
+
+def test_set_password_random_prints_the_new_password_once(owner):
+    out = run("set_password", "owner", "--random")
+
+    password = out.strip().removeprefix("Set the password of owner: ")
+    owner.user.refresh_from_db()
+    assert len(password) >= 16
+    assert owner.user.check_password(password)
+
+
+def test_set_password_without_a_password_or_terminal_changes_nothing(owner, monkeypatch):
+    monkeypatch.setattr("sys.stdin", StringIO())
+
+    with pytest.raises(CommandError, match="Give --password or --random"):
+        run("set_password", "owner")
+    with pytest.raises(CommandError, match="No user named 'nobody'"):
+        run("set_password", "nobody", "--random")
+    owner.user.refresh_from_db()
+    assert not owner.user.has_usable_password()

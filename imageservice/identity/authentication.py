@@ -8,7 +8,6 @@ from urllib.parse import unquote
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
-from imageservice.identity.credentials import Credentials
 from imageservice.identity.models import ApiToken
 from imageservice.identity.tokens import (
     ValidatedToken,
@@ -33,7 +32,7 @@ def validate_token(raw_token: str) -> ValidatedToken | None:
         return None
     validated = ValidatedToken(
         user=token.user,
-        credentials=Credentials.for_user(token.user),
+        credentials=token.credentials(),
         expires_at=token.expires_at,
         cached_until=time.monotonic() + settings.TOKEN_CACHE_SECONDS,
     )
@@ -60,7 +59,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
         request.credentials = validated.credentials
         service = self._service_token(request)
         if service is not None:
-            request.credentials = Credentials.for_user(validated.user, service.user)
+            request.credentials = validated.credentials.with_service(service.credentials)
         return validated.user, raw_token
 
     def _service_token(self, request) -> ValidatedToken | None:

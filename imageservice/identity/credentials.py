@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class Credentials:
             project_id=user.project_id,
             roles=user.role_names(),
             **service,
+        )
+
+    def with_service(self, service: Credentials) -> Credentials:
+        """These credentials with ``service``'s user, project and roles as the service ones."""
+        return replace(
+            self,
+            service_user_id=service.user_id,
+            service_project_id=service.project_id,
+            service_roles=service.roles,
         )
 
     def as_policy_dict(self) -> dict[str, object]:

@@ -10,12 +10,22 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
+from imageservice.identity.credentials import Credentials
 from imageservice.identity.tokens import forget_token, hash_token
 
 
 def keystone_id() -> str:
     """Keystone-style identifier: 32 lower-case hex digits."""
     return uuid.uuid4().hex
+
+
+def new_raw_token() -> str:
+    """256 random bits, url-safe, never starting with "-": a command line (``openstack token
+    revoke``, ``glance --os-auth-token``) would take such a token for an option."""
+    raw_token = secrets.token_urlsafe(32)
+    while raw_token.startswith("-"):
+        raw_token = secrets.token_urlsafe(32)
+    return raw_token
 
 
 class Project(models.Model):
@@ -81,6 +91,11 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set for tokens issued by the embedded Keystone login: how the holder proved who they are
+    # (Keystone's "methods"), and whether the token carries their project. As in Keystone, an
+    # unscoped token carries neither a project nor roles.
+    methods = models.CharField(max_length=64, blank=True, editable=False)
+    project_scoped = models.BooleanField(default=True, editable=False)
 
     objects = TokenQuerySet.as_manager()
 
@@ -98,17 +113,33 @@ class ApiToken(models.Model):
         raw_token: str | None = None,
         expires_at: datetime | None = None,
         description: str = "",
+        methods: tuple[str, ...] = (),
+        project_scoped: bool = True,
     ) -> tuple[ApiToken, str]:
         """Create a token and return it with its clear text, which is never stored."""
-        raw_token = raw_token or secrets.token_urlsafe(32)
+        raw_token = raw_token or new_raw_token()
         token = cls.objects.create(
             user=user,
             digest=hash_token(raw_token),
             prefix=raw_token[:8],
+            created_at=timezone.now(),
             expires_at=expires_at,
             description=description,
+            methods=",".join(methods),
+            project_scoped=project_scoped,
         )
         return token, raw_token
+
+    def method_names(self) -> list[str]:
+        """Keystone's ``methods``. A token issued by a command or the console was never a login;
+        it is a bearer token, so "token" describes it."""
+        return self.methods.split(",") if self.methods else ["token"]
+
+    def credentials(self) -> Credentials:
+        """What the policy sees for a request carrying this token."""
+        if not self.project_scoped:
+            return Credentials(user_id=self.user.keystone_id)
+        return Credentials.for_user(self.user)
 
     def revoke(self) -> bool:
         if self.revoked_at is not None:
@@ -117,3 +148,26 @@ class ApiToken(models.Model):
         self.save(update_fields=["revoked_at"])
         forget_token(self.digest)
         return True
+
+
+class LoginFailure(models.Model):
+    """One refused password login, kept for LOCKOUT_DURATION to throttle guessing.
+
+    ``user`` is the account the caller named (null when no such account exists); ``address`` is
+    the client address the request came from.
+    """
+
+    user = models.ForeignKey(
+        User, null=True, on_delete=models.CASCADE, related_name="login_failures"
+    )
+    address = models.GenericIPAddressField()
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "at"], name="loginfailure_user_at"),
+            models.Index(fields=["address", "at"], name="loginfailure_address_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"failed login of {self.user or 'an unknown user'} from {self.address}"

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from imageservice.identity import lockout
 from imageservice.identity.models import ApiToken, Project, Role, User
 from imageservice.identity.tokens import hash_token
 
@@ -42,6 +43,14 @@ def ensure_user(
     user.save()
     user.roles.set(ensure_roles(roles))
     return user, created
+
+
+def set_password(user: User, password: str) -> int:
+    """Give ``user`` a new password (stored with Django's password hashers) and unlock the
+    account: returns how many recorded failed logins were forgotten."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return lockout.clear_failures(user)
 
 
 def issue_token(

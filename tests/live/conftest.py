@@ -3,7 +3,8 @@
 The server gets its own database, never pytest-django's: a fresh SQLite file under a temporary
 DATA_DIR, or, when ``DATABASE_URL`` points at PostgreSQL, a database called ``imageservice_live``
 on that server, created at session start and dropped at the end. The demo accounts come from
-``manage.py seed_demo`` with fixed tokens:
+``manage.py seed_demo`` with fixed tokens and passwords, and its clouds.yaml
+(``LiveService.clouds_file``) logs them in through the embedded Keystone:
 
 operator  project "admin", roles admin, member, reader
 user      project "demo", roles member, reader: owns the images the tests create
@@ -44,6 +45,11 @@ DEMO_TOKENS = {
     "user": ("DEMO_USER_TOKEN", "live-user-token"),
     "other": ("DEMO_OTHER_TOKEN", "live-other-token"),
 }
+DEMO_PASSWORDS = {
+    "operator": ("DEMO_OPERATOR_PASSWORD", "live-operator-password"),
+    "user": ("DEMO_USER_PASSWORD", "live-user-password"),
+    "other": ("DEMO_OTHER_PASSWORD", "live-other-password"),
+}
 # seed_demo prints "user      project demo (<id>) roles member,reader [created]".
 SEED_LINE = re.compile(r"^(?P<username>\w+)\s+project \S+ \((?P<project_id>\w+)\)", re.MULTILINE)
 ACCESS_LOG_REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
@@ -55,6 +61,7 @@ class LiveAccount:
     username: str
     token: str
     project_id: str
+    password: str = field(default="", repr=False)
 
 
 @dataclass
@@ -73,6 +80,11 @@ class LiveService:
     def store_dir(self) -> Path:
         """Where the single filesystem store keeps image data: DATA_DIR/images."""
         return self.data_dir / "images"
+
+    @property
+    def clouds_file(self) -> Path:
+        """The clouds.yaml seed_demo wrote: imageservice-demo, -other and -admin clouds."""
+        return self.data_dir / "clouds.yaml"
 
     @property
     def staging_dir(self) -> Path:
@@ -243,8 +255,8 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
         IMPORT_ALLOWED_HOSTS="127.0.0.1",
         IMPORT_ALLOWED_PORTS=f"80,443,{import_source_port}",
     )
-    for variable, token in DEMO_TOKENS.values():
-        env[variable] = token
+    for variable, value in [*DEMO_TOKENS.values(), *DEMO_PASSWORDS.values()]:
+        env[variable] = value
 
     database_url = os.environ.get("DATABASE_URL", "")
     uses_postgres = database_url.startswith(("postgres://", "postgresql://"))
@@ -264,10 +276,17 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
     server = None
     try:
         run_checked([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
-        seed_output = run_checked([sys.executable, "manage.py", "seed_demo"], env)
+        seed_output = run_checked(
+            [sys.executable, "manage.py", "seed_demo", "--endpoint", url], env
+        )
         project_ids = {m["username"]: m["project_id"] for m in SEED_LINE.finditer(seed_output)}
         accounts = {
-            username: LiveAccount(username, env[variable], project_ids[username])
+            username: LiveAccount(
+                username,
+                env[variable],
+                project_ids[username],
+                password=env[DEMO_PASSWORDS[username][0]],
+            )
             for username, (variable, _) in DEMO_TOKENS.items()
         }
         server = start_gunicorn(port, env, access_log, server_log)
