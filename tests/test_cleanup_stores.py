@@ -67,4 +67,3 @@ def test_dry_run_lists_and_removes_nothing(make_image, data_dir):
         f"Would remove the leftovers of image {image.id} attempt {attempt} from store file" in out
     )
     assert out.strip().endswith("1 leftover(s) of unfinished writes would be removed.")
-
