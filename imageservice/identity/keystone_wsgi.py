@@ -48,6 +48,9 @@ def authtoken_config(options: Mapping[str, str]) -> cfg.ConfigOpts:
     options (``username``, ``password``, ``project_name``…) are registered before the values
     are set, so they are typed and checked like keystonemiddleware's.
     """
+    # Nothing here reads X-Service-Catalog: unless asked for, the middleware need not serialise
+    # the catalog into every request.
+    options = {"include_service_catalog": "false", **options}
     conf = cfg.ConfigOpts()
     conf(args=[], default_config_files=[])
     for group, opts in auth_token.list_opts():
