@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from images import protections
 from images.models import Image, ImageMember, ImageProperty, ImageTag
 from imageservice.identity import services as identity
-from imageservice.identity.keystone_wsgi import VALIDATED_ENVIRON_KEY
+from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY
 from imageservice.identity.tokens import forget_all_tokens
 
 TESTS_DIR = Path(__file__).resolve().parent

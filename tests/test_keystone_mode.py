@@ -14,13 +14,9 @@ from imageservice import checks
 from imageservice.config_syntax import read_ini
 from imageservice.glance_conf import GlanceConf, auth_strategy, keystone_authtoken
 from imageservice.identity import keystone_names
-from imageservice.identity.credentials import Credentials
+from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY, Credentials
 from imageservice.identity.keystone_console import KeystoneBackend
-from imageservice.identity.keystone_wsgi import (
-    VALIDATED_ENVIRON_KEY,
-    KeystoneAuthWrapper,
-    needs_token,
-)
+from imageservice.identity.keystone_wsgi import KeystoneAuthWrapper, needs_token
 
 WWW_AUTHENTICATE = 'Keystone uri="http://keystone.test:5000/v3"'
 MIDDLEWARE_OPTIONS = {

@@ -10,8 +10,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
-from imageservice.identity.credentials import Credentials
-from imageservice.identity.keystone_wsgi import VALIDATED_ENVIRON_KEY
+from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY, Credentials
 from imageservice.identity.models import ApiToken
 from imageservice.identity.tokens import (
     ValidatedToken,

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# Keystone mode: set in the WSGI environ only on the way through keystonemiddleware
+# (identity.keystone_wsgi). A client cannot put a key without the HTTP_ prefix there, so its
+# presence proves the identity headers are the middleware's, even if the Django application
+# were served without the wrapper.
+VALIDATED_ENVIRON_KEY = "imageservice.keystone_validated"
+
 
 @dataclass(frozen=True)
 class Credentials:

@@ -18,16 +18,13 @@ from keystoneauth1.exceptions import NoMatchingPlugin
 from keystonemiddleware import auth_token
 from oslo_config import cfg
 
+from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY
 from imageservice.middleware import MINOR_VERSION_PATH
 from imageservice.versions import advertised_versions
 
 AUTHTOKEN_GROUP = "keystone_authtoken"
 # Without these the middleware cannot validate a token, or cannot tell clients where to get one.
 REQUIRED_OPTIONS = ("www_authenticate_uri", "auth_url", "auth_type")
-# Set in the WSGI environ only on the way through AuthProtocol. A client cannot put a key
-# without the HTTP_ prefix there, so its presence proves the identity headers are the
-# middleware's, even if the Django app were served without this wrapper.
-VALIDATED_ENVIRON_KEY = "imageservice.keystone_validated"
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -95,7 +92,5 @@ class KeystoneAuthWrapper:
 
 
 def wrap(app: WSGIApp) -> WSGIApp:
-    """``app`` behind keystonemiddleware in Keystone mode, ``app`` itself in local mode."""
-    if settings.AUTH_STRATEGY != "keystone":
-        return app
+    """``app`` behind keystonemiddleware, configured from the settings."""
     return KeystoneAuthWrapper(app, settings.KEYSTONE_AUTHTOKEN)
