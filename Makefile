@@ -9,7 +9,7 @@ export HOST PORT
 # qemu-img only serves the image_conversion import plugin, chromium only the browser tests.
 SYSTEM_DEPS := qemu-img:qemu-utils chromium:chromium
 
-.PHONY: install run system-deps test test-fast lint migrations-check install-check bench
+.PHONY: install run system-deps test test-fast lint migrations-check install-check bench bench-keystone
 
 # The service alone (`pip install -e .`, no extras).
 install: $(VENV)/.installed
@@ -64,3 +64,7 @@ bench: install
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/imports.py
+
+# Keystone mode beside local mode; starts scripts/keystone-aio.sh (installs Keystone once).
+bench-keystone: install
+	$(PY) benchmarks/keystone.py

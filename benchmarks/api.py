@@ -45,6 +45,7 @@ class Phase:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)  # list clients share a phase
+    token: str = BENCH_TOKEN  # the caller's X-Auth-Token (benchmarks/keystone.py: Keystone's)
 
     @property
     def requests(self) -> int:
@@ -72,7 +73,7 @@ class Phase:
         body: bytes | None = None,
     ) -> None:
         """Send one request, timed from sending to the last byte read, and count it."""
-        headers = {"X-Auth-Token": BENCH_TOKEN, "Connection": "keep-alive"}
+        headers = {"X-Auth-Token": self.token, "Connection": "keep-alive"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
@@ -156,12 +157,16 @@ def warm_up(port: int) -> bool:
     return kept_alive
 
 
-def benchmark(port: int, master: int) -> list[Phase]:
+def benchmark(port: int, master: int, token: str = BENCH_TOKEN) -> list[Phase]:
     many = f"list, {LIST_CLIENTS} clients"
     return [
-        measure_load(Phase("create"), master, lambda phase: run_creates(port, phase)),
-        measure_load(Phase("list, 1 client"), master, lambda phase: run_lists(port, phase, 1)),
-        measure_load(Phase(many), master, lambda phase: run_lists(port, phase, LIST_CLIENTS)),
+        measure_load(Phase("create", token=token), master, lambda phase: run_creates(port, phase)),
+        measure_load(
+            Phase("list, 1 client", token=token), master, lambda phase: run_lists(port, phase, 1)
+        ),
+        measure_load(
+            Phase(many, token=token), master, lambda phase: run_lists(port, phase, LIST_CLIENTS)
+        ),
     ]
 
 

@@ -33,6 +33,7 @@ from images.protections import PropertyAccess, current_rules
 from images.storage import stores
 from imageservice.admin_site import OperatorPermissions, kept_forms, operator_site
 from imageservice.errors import GlanceError
+from imageservice.identity import keystone_names
 from imageservice.identity.credentials import Credentials
 from imageservice.identity.models import Project
 
@@ -79,7 +80,8 @@ class OwnerFilter(admin.SimpleListFilter):
     parameter_name = "owner"
 
     def lookups(self, request, model_admin):
-        return list(Project.objects.values_list("id", "name"))
+        local = list(Project.objects.values_list("id", "name"))
+        return keystone_names.project_choices() if keystone_names.keystone_mode() else local
 
     def queryset(self, request, queryset):
         if self.value():
@@ -374,7 +376,7 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
 
     @admin.display(description="owner", ordering="owner")
     def owner_display(self, image: Image) -> str:
-        return image.owner_name or image.owner or "—"
+        return image.owner_name or keystone_names.project_name(image.owner) or image.owner or "—"
 
     @admin.display(description="size", ordering="size")
     def size_display(self, image: Image) -> str:

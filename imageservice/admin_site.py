@@ -7,6 +7,7 @@ part, so granting or removing the role in the console (or with ``ensure_user``) 
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
@@ -33,6 +34,15 @@ def is_operator(request: HttpRequest) -> bool:
 
 
 class OperatorAuthenticationForm(AdminAuthenticationForm):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if settings.AUTH_STRATEGY == "keystone":
+            # Read by the Keystone backend from the POST (identity.keystone_console); local
+            # accounts ignore it.
+            self.fields["domain"] = forms.CharField(
+                label="Domain", max_length=255, required=False, initial="Default"
+            )
+
     def confirm_login_allowed(self, user) -> None:
         # Not super(): the admin's own check is is_staff, which is not our gate.
         if not user.is_active or OPERATOR_ROLE not in user.role_names():
@@ -48,6 +58,7 @@ class OperatorAdminSite(admin.AdminSite):
     site_title = "Image service"
     index_title = "Operator console"
     login_form = OperatorAuthenticationForm
+    login_template = "admin/operator_login.html"
 
     def has_permission(self, request: HttpRequest) -> bool:
         return is_operator(request)

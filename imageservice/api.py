@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from imageservice.errors import GlanceError
@@ -43,6 +44,12 @@ class GlanceAPIView(APIView):
     policy_object = False
     # Calls Glance declares body-less answer 400 when a body is sent (§2.2).
     bodyless_methods: tuple[str, ...] = ()
+
+    def get_authenticators(self) -> list:
+        # Read at request time rather than frozen into the class at import: the authentication
+        # follows AUTH_STRATEGY (local tokens or keystonemiddleware's headers), also when tests
+        # switch it.
+        return [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     @property
     def default_response_headers(self) -> dict[str, str]:

@@ -22,7 +22,7 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
         for name, value in settings.INVALID_SETTINGS.items()
     ]
     errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_glance_conf()
-    errors += _check_login_limits()
+    errors += _check_login_limits() + _check_keystone()
     errors += _check_stores() + _check_staging()
     return errors
 
@@ -143,4 +143,31 @@ def _check_staging() -> list[Error]:
             hint="Point NODE_STAGING_URI at a writable file:// directory (shared between nodes).",
             id="imageservice.E008",
         )
+    ]
+
+
+def _check_keystone() -> list[Error]:
+    if settings.AUTH_STRATEGY not in {"local", "keystone"}:
+        return [
+            Error(
+                f"AUTH_STRATEGY={settings.AUTH_STRATEGY!r} is neither local nor keystone.",
+                hint="Unset it for local tokens, or set keystone (docs/identity.md).",
+                id="imageservice.E040",
+            )
+        ]
+    if settings.AUTH_STRATEGY != "keystone":
+        return []
+    # Imported only in Keystone mode: keystonemiddleware costs ~25 MiB and 0.2 s per process.
+    from imageservice.identity.keystone_wsgi import authtoken_problems  # noqa: PLC0415
+
+    return [
+        Error(
+            f"[keystone_authtoken]: {problem}",
+            hint=(
+                "Keystone mode reads [keystone_authtoken] of GLANCE_API_CONF and the "
+                "KEYSTONE_AUTHTOKEN_<OPTION> variables; see docs/identity.md."
+            ),
+            id="imageservice.E041",
+        )
+        for problem in authtoken_problems(settings.KEYSTONE_AUTHTOKEN)
     ]

@@ -187,6 +187,11 @@ def glance_exception_handler(exc: Exception, context: dict) -> HttpResponse:
     status, message, headers = _status_and_message(exc)
     if status == 500:
         logger.exception("Unhandled error", exc_info=exc)
+    auth_header = getattr(exc, "auth_header", None)
+    if status == 401 and auth_header:
+        # Set by DRF from the authentication class: where to get a token, as
+        # keystonemiddleware says it (`Keystone uri="..."`).
+        headers = {**headers, "WWW-Authenticate": auth_header}
     if status == 405:
         view = context.get("view")
         if view is not None:

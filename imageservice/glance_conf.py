@@ -9,6 +9,7 @@ file they have and overrides single values with environment variables. The store
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,10 @@ FILE_OPTIONS: dict[str, tuple[str, str]] = {
 }
 # Glance's multi-store staging area: a filesystem store section of its own.
 STAGING_SECTION = "os_glance_staging_store"
+# keystonemiddleware's options, in the section every OpenStack service gives it.
+AUTHTOKEN_SECTION = "keystone_authtoken"
+# Environment overrides of that section: KEYSTONE_AUTHTOKEN_PASSWORD=... sets `password`.
+AUTHTOKEN_ENV_PREFIX = "KEYSTONE_AUTHTOKEN_"
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,20 @@ def staging_uri(conf: GlanceConf) -> str | None:
     if directory:
         return Path(directory).resolve().as_uri()
     return conf.option("DEFAULT", "node_staging_uri")
+
+
+def auth_strategy(conf: GlanceConf) -> str:
+    """``keystone`` when ``[paste_deploy] flavor`` is Glance's ``keystone`` or
+    ``keystone+cachemanagement`` (any ``keystone`` pipeline), else ``local``."""
+    flavor = (conf.option("paste_deploy", "flavor") or "").strip().lower()
+    return "keystone" if flavor.split("+")[0] == "keystone" else "local"
+
+
+def keystone_authtoken(conf: GlanceConf, environ: Mapping[str, str]) -> dict[str, str]:
+    """``[keystone_authtoken]`` of the file, overridden option by option by the environment's
+    ``KEYSTONE_AUTHTOKEN_<OPTION>`` variables (``KEYSTONE_AUTHTOKEN_AUTH_URL`` → ``auth_url``)."""
+    options = dict(conf.section_options(AUTHTOKEN_SECTION) or {})
+    for name, value in environ.items():
+        if name.startswith(AUTHTOKEN_ENV_PREFIX) and len(name) > len(AUTHTOKEN_ENV_PREFIX):
+            options[name[len(AUTHTOKEN_ENV_PREFIX) :].lower()] = value.strip()
+    return options

@@ -56,7 +56,7 @@ def effective_rules(policy: Policy | None = None) -> list[tuple[str, str, str]]:
 class Explanation:
     decision: Decision
     source: str  # as rule_source() tells it: default, file or override
-    username: str
+    username: str  # who was asked about: a local user name, or Keystone ids and roles
     image_id: str | None
 
     @property
@@ -77,16 +77,38 @@ class Explanation:
         ]
 
 
-def explain(username: str, rule: str, image_id: str | None = None) -> Explanation:
-    """Whether ``username`` passes ``rule`` (on the image ``image_id``, else on a target of the
-    user's own project, as the API uses for requests about no image), and why."""
+def keystone_credentials(user_id: str, project_id: str, roles: str) -> Credentials:
+    """Credentials as a Keystone token would give them: ids and comma-separated role names,
+    lower-cased as the API does with ``X-Roles``."""
+    return Credentials.from_keystone_headers(
+        {"HTTP_X_USER_ID": user_id, "HTTP_X_PROJECT_ID": project_id, "HTTP_X_ROLES": roles}
+    )
+
+
+def describe(credentials: Credentials) -> str:
+    roles = ",".join(sorted(credentials.roles)) or "none"
+    return f"user {credentials.user_id} (project {credentials.project_id}, roles {roles})"
+
+
+def explain(
+    username: str | None,
+    rule: str,
+    image_id: str | None = None,
+    credentials: Credentials | None = None,
+) -> Explanation:
+    """Whether the local user ``username`` (or, in Keystone mode where users are not ours,
+    the given ``credentials``) passes ``rule`` (on the image ``image_id``, else on a target of
+    the caller's own project, as the API uses for requests about no image), and why."""
     policy = get_policy()
     if rule not in policy.rules:
         raise ExplainError(f"Unknown policy rule '{rule}'.")
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
-        raise ExplainError(f"Unknown user '{username}'.")
-    credentials = Credentials.for_user(user)
+    if credentials is None:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise ExplainError(f"Unknown user '{username}'.")
+        credentials = Credentials.for_user(user)
+    else:
+        username = describe(credentials)
     if image_id:
         image = Image.objects.alive().filter(pk=image_id).first()
         if image is None:
@@ -99,7 +121,12 @@ def explain(username: str, rule: str, image_id: str | None = None) -> Explanatio
 
 
 class ExplainForm(forms.Form):
-    user = forms.CharField(label="User", max_length=150)
+    user = forms.CharField(label="User", max_length=150, required=False)
+    user_id = forms.CharField(label="or Keystone user ID", max_length=64, required=False)
+    project_id = forms.CharField(label="Project ID", max_length=64, required=False)
+    roles = forms.CharField(
+        label="Roles", max_length=255, required=False, help_text="Comma-separated role names."
+    )
     action = forms.ChoiceField(label="Action (rule)")
     image = forms.CharField(label="Image ID", max_length=36, required=False)
 
@@ -107,17 +134,32 @@ class ExplainForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [(name, name) for name in rule_names]
 
+    def clean(self) -> dict:
+        data = super().clean()
+        keystone = any(data.get(name, "").strip() for name in ("user_id", "project_id", "roles"))
+        if keystone == bool(data.get("user", "").strip()):
+            raise forms.ValidationError(
+                "Give a local user, or Keystone credentials (user ID, project ID, roles)."
+            )
+        return data
+
+    def explain(self) -> Explanation:
+        data = {name: value.strip() for name, value in self.cleaned_data.items()}
+        credentials = None
+        if not data["user"]:
+            credentials = keystone_credentials(data["user_id"], data["project_id"], data["roles"])
+        return explain(data["user"] or None, data["action"], data["image"], credentials)
+
 
 def policy_view(request: HttpRequest, site) -> HttpResponse:
     rules = effective_rules()
     names = [name for name, _, _ in rules]
-    asked = "user" in request.GET
+    asked = "action" in request.GET
     form = ExplainForm(request.GET if asked else None, rule_names=names)
     explanation = None
     if asked and form.is_valid():
-        data = form.cleaned_data
         try:
-            explanation = explain(data["user"].strip(), data["action"], data["image"].strip())
+            explanation = form.explain()
         except ExplainError as error:
             form.add_error(None, str(error))
     context = {

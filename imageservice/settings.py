@@ -198,6 +198,21 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_TOKEN": None,
 }
 
+# --- Identity: local tokens, or Keystone through keystonemiddleware (docs/identity.md) --------
+# "keystone" also from the Glance file's [paste_deploy] flavor = keystone(+cachemanagement).
+AUTH_STRATEGY = (env_str("AUTH_STRATEGY") or glance_conf.auth_strategy(GLANCE_CONF)).lower()
+KEYSTONE_AUTHTOKEN = glance_conf.keystone_authtoken(GLANCE_CONF, os.environ)
+# How long the console trusts a project or user name it looked up in Keystone.
+KEYSTONE_NAME_CACHE_SECONDS = env_int("KEYSTONE_NAME_CACHE_SECONDS", 300)
+if AUTH_STRATEGY == "keystone":
+    REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+        "imageservice.identity.authentication.KeystoneAuthentication"
+    ]
+    AUTHENTICATION_BACKENDS = [
+        *AUTHENTICATION_BACKENDS,
+        "imageservice.identity.keystone_console.KeystoneBackend",
+    ]
+
 # --- Glance options (names follow glance-api.conf so operators recognise them) ---------------
 PUBLIC_ENDPOINT = env_str("PUBLIC_ENDPOINT")
 # How long a process trusts a validated token (keystonemiddleware's token_cache_time).

@@ -19,6 +19,7 @@ from django.utils.text import Truncator
 
 from imageservice.admin_site import OperatorPermissions, is_operator, operator_site
 from imageservice.errors import GlanceError
+from imageservice.identity import keystone_names
 from imageservice.identity.credentials import Credentials
 from tasks.models import TERMINAL, Task, TaskStatus
 from tasks.services import retry_import
@@ -69,7 +70,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         "status_display",
         "progress",
         "image_link",
-        "owner",
+        "owner_display",
         "message_display",
         "created_at",
         "heartbeat_at",
@@ -82,9 +83,12 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
     show_full_result_count = False
     actions = ("retry_imports",)
     fieldsets = (
-        (None, {"fields": ("id", "type", "status_display", "progress", "image_link", "owner")}),
+        (
+            None,
+            {"fields": ("id", "type", "status_display", "progress", "image_link", "owner_display")},
+        ),
         ("Outcome", {"fields": ("message", "result_display")}),
-        ("Request", {"fields": ("user_id", "request_id", "input_display")}),
+        ("Request", {"fields": ("user_display", "request_id", "input_display")}),
         (
             "Times",
             {"fields": ("created_at", "updated_at", "heartbeat_at", "expires_at", "deleted")},
@@ -96,10 +100,10 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         "status_display",
         "progress",
         "image_link",
-        "owner",
+        "owner_display",
         "message",
         "result_display",
-        "user_id",
+        "user_display",
         "request_id",
         "input_display",
         "created_at",
@@ -183,6 +187,15 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
             Truncator(task.message).chars(80),
         )
 
+    # Keystone mode: ids with the names Keystone gives them (looked up once, then cached).
+    @admin.display(description="owner", ordering="owner")
+    def owner_display(self, task: Task) -> str:
+        return _named(task.owner, keystone_names.project_name(task.owner))
+
+    @admin.display(description="user")
+    def user_display(self, task: Task) -> str:
+        return _named(task.user_id, keystone_names.user_name(task.user_id))
+
     @admin.display(description="result")
     def result_display(self, task: Task) -> str:
         return _pretty(task.result)
@@ -212,3 +225,9 @@ def _pretty(value: object) -> str:
     if value is None:
         return "—"
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+def _named(object_id: str | None, name: str | None) -> str:
+    if not object_id:
+        return "—"
+    return f"{name} ({object_id})" if name else object_id

@@ -21,12 +21,18 @@ from rest_framework.test import APIClient
 from images import protections
 from images.models import Image, ImageMember, ImageProperty, ImageTag
 from imageservice.identity import services as identity
+from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY
 from imageservice.identity.tokens import forget_all_tokens
 
 TESTS_DIR = Path(__file__).resolve().parent
-# Every test under these directories carries the marker, so `make test-fast`
-# (-m "not live and not browser") can leave out what needs a live server or chromium.
-DIRECTORY_MARKERS = {"live": pytest.mark.live, "browser": pytest.mark.browser}
+# Every test under these directories carries the markers, so `make test-fast`
+# (-m "not live and not browser") can leave out what needs a live server or chromium, and
+# -m keystone picks the tests that need a real Keystone (which also need a live server).
+DIRECTORY_MARKERS = {
+    "live": [pytest.mark.live],
+    "browser": [pytest.mark.browser],
+    "keystone": [pytest.mark.live, pytest.mark.keystone],
+}
 
 PERSONAS = {
     "admin": ("admin", ("admin", "member", "reader")),
@@ -47,14 +53,28 @@ class Persona:
     def client(self) -> APIClient:
         return APIClient(HTTP_X_AUTH_TOKEN=self.token)
 
+    def keystone_client(self) -> APIClient:
+        """A client whose requests carry what keystonemiddleware sets for this persona's
+        token in Keystone mode (the middleware itself is tested against a real Keystone in
+        tests/keystone)."""
+        return APIClient(
+            **{
+                VALIDATED_ENVIRON_KEY: True,
+                "HTTP_X_IDENTITY_STATUS": "Confirmed",
+                "HTTP_X_USER_ID": self.user.keystone_id,
+                "HTTP_X_PROJECT_ID": self.project_id,
+                "HTTP_X_ROLES": ",".join(sorted(self.user.role_names())),
+            }
+        )
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not item.path.is_relative_to(TESTS_DIR):
             continue  # collected from elsewhere in the same run
         directory = item.path.relative_to(TESTS_DIR).parts[0]
-        if directory in DIRECTORY_MARKERS:
-            item.add_marker(DIRECTORY_MARKERS[directory])
+        for marker in DIRECTORY_MARKERS.get(directory, []):
+            item.add_marker(marker)
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +137,20 @@ def reader(personas) -> Persona:
 @pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def keystone_mode(settings):
+    """The API authenticates as in Keystone mode: from keystonemiddleware's headers."""
+    settings.AUTH_STRATEGY = "keystone"
+    settings.KEYSTONE_AUTHTOKEN = {"www_authenticate_uri": "http://keystone.test:5000/v3"}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "imageservice.identity.authentication.KeystoneAuthentication"
+        ],
+    }
+    return settings
 
 
 @pytest.fixture

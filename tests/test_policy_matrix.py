@@ -1,4 +1,5 @@
-"""Every v2 route × every persona with Glance's default policy: the expected status code.
+"""Every v2 route × every persona with Glance's default policy: the expected status code, in
+local mode (tokens) and in Keystone mode (the credentials keystonemiddleware's headers give).
 
 The image under test is owned by project A (owner, reader), shared with project B (member,
 pending), invisible to project C (outsider). A route missing from the matrix, or a view method
@@ -85,6 +86,13 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=["local", "keystone"])
+def mode(request) -> str:
+    if request.param == "keystone":
+        request.getfixturevalue("keystone_mode")
+    return request.param
+
+
 @pytest.fixture
 def shared_image(make_image, member):
     status = ImageStatus.ACTIVE
@@ -98,8 +106,12 @@ def shared_image(make_image, member):
     )
 
 
-def _client(persona, personas, anonymous):
-    return anonymous if persona == "anonymous" else personas[persona].client()
+def _client(persona, personas, anonymous, mode):
+    if persona == "anonymous":
+        return anonymous
+    if mode == "keystone":
+        return personas[persona].keystone_client()
+    return personas[persona].client()
 
 
 def _url(route, image, member_id):
@@ -111,7 +123,7 @@ def _url(route, image, member_id):
 
 @pytest.mark.parametrize(("method", "route", "body", "persona", "code"), CASES)
 def test_route_answers_persona_with_glance_default_policy(
-    method, route, body, persona, code, personas, anonymous, shared_image, member
+    method, route, body, persona, code, personas, anonymous, shared_image, member, mode
 ):
     if route.endswith("reactivate"):
         shared_image.status = ImageStatus.DEACTIVATED
@@ -119,7 +131,7 @@ def test_route_answers_persona_with_glance_default_policy(
     if method == "put" and route.endswith(("file", "stage")):
         shared_image.status = ImageStatus.QUEUED
         shared_image.save()
-    client = _client(persona, personas, anonymous)
+    client = _client(persona, personas, anonymous, mode)
     url = _url(route, shared_image, member.project_id)
     kwargs = {}
     if isinstance(body, bytes):

@@ -1,13 +1,16 @@
-"""``X-Auth-Token`` authentication, the role keystonemiddleware plays in front of Glance."""
+"""API authentication: local ``X-Auth-Token`` tokens (the role keystonemiddleware plays in
+front of Glance), or in Keystone mode the identity keystonemiddleware itself confirmed."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
+from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY, Credentials
 from imageservice.identity.models import ApiToken
 from imageservice.identity.tokens import (
     ValidatedToken,
@@ -73,3 +76,33 @@ class TokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Keystone uri="local"'
+
+
+@dataclass(frozen=True)
+class KeystoneCaller:
+    """``request.user`` in Keystone mode: the token's user, who has no row of ours."""
+
+    user_id: str | None
+    username: str
+    is_authenticated: bool = True
+
+
+class KeystoneAuthentication(authentication.BaseAuthentication):
+    """Credentials from the headers keystonemiddleware set (Keystone mode).
+
+    Only a request that came through the middleware counts (it removed any identity headers
+    the client sent and set its own); anything else, and any status but ``Confirmed``
+    (``delay_auth_decision``), is refused with 401 and Keystone's ``WWW-Authenticate``.
+    """
+
+    def authenticate(self, request):
+        meta = request.META
+        if not meta.get(VALIDATED_ENVIRON_KEY) or meta.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
+            raise exceptions.AuthenticationFailed()
+        request.credentials = Credentials.from_keystone_headers(meta)
+        caller = KeystoneCaller(request.credentials.user_id, meta.get("HTTP_X_USER_NAME", ""))
+        return caller, None
+
+    def authenticate_header(self, request):
+        uri = settings.KEYSTONE_AUTHTOKEN.get("www_authenticate_uri", "")
+        return f'Keystone uri="{uri}"'

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
 from imageservice.identity.keystone_api import discovery, views
 
+
+def local_mode_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """In Keystone mode the cloud's Keystone answers logins; these calls do not exist here."""
+
+    @functools.wraps(view)
+    def answer(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if settings.AUTH_STRATEGY == "keystone":
+            return views.not_found(request)
+        return view(request, *args, **kwargs)
+
+    return answer
+
+
 urlpatterns = [
-    path("", discovery.versions),
-    path("v3", discovery.version),
-    path("v3/", discovery.version),
-    path("v3/auth/tokens", views.AuthTokensView.as_view()),
+    path("", local_mode_only(discovery.versions)),
+    path("v3", local_mode_only(discovery.version)),
+    path("v3/", local_mode_only(discovery.version)),
+    path("v3/auth/tokens", local_mode_only(views.AuthTokensView.as_view())),
     re_path(r"^.*$", views.not_found),
 ]
