@@ -31,18 +31,9 @@ ADMIN_PASSWORD=admin-secret
 
 T0=$EPOCHREALTIME
 
-step() {
-    printf 'keystone-aio: [%5.1fs] %s\n' "$(elapsed)" "$*"
-}
-
-elapsed() {
-    awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
-}
-
-die() {
-    printf 'keystone-aio: error: %s\n' "$*" >&2
-    exit 1
-}
+AIO_NAME=keystone-aio
+# shellcheck source=scripts/aio-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/aio-common.sh"
 
 # The environment wins, then what the last start recorded, then the defaults.
 load_settings() {
@@ -61,12 +52,6 @@ save_settings() {
     printf 'REC_PORT=%s\nREC_IMAGE_URL=%s\n' "$PORT" "$IMAGE_URL" >"$SETTINGS_FILE"
 }
 
-# One start/stop at a time per state dir (parallel test sessions may all call start).
-take_lock() {
-    mkdir -p "$STATE_DIR"
-    exec 9>"$STATE_DIR/.lock"
-    flock -w 600 9 || die "another keystone-aio.sh holds $STATE_DIR/.lock"
-}
 
 # --- installation -----------------------------------------------------------------------------
 
@@ -211,16 +196,6 @@ stop_keystone() {
     rm -f "$PID_FILE"
 }
 
-# True while a process of group $1 runs (a zombie does not count: PID 1 here reaps slowly).
-group_alive() {
-    local stat line state pgrp
-    for stat in /proc/[0-9]*/stat; do
-        { read -r line <"$stat"; } 2>/dev/null || continue
-        read -r state _ pgrp _ <<<"${line##*) }"
-        [[ $pgrp == "$1" && $state != Z ]] && return 0
-    done
-    return 1
-}
 
 # --- provisioning through Keystone's API ------------------------------------------------------
 
@@ -356,7 +331,7 @@ provision_or_stop() {
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_start() {
-    take_lock
+    take_lock 600
     load_settings
     if is_running && [[ $(cat "$SETTINGS_FILE" 2>/dev/null) != "REC_PORT=$PORT"* ]]; then
         die "already running with other settings ($SETTINGS_FILE); stop it first"
@@ -383,7 +358,7 @@ cmd_stop() {
         *) die "usage: $0 stop [--purge]" ;;
     esac
     [[ -d $STATE_DIR ]] || { step "nothing to stop ($STATE_DIR does not exist)"; return 0; }
-    take_lock
+    take_lock 600
     load_settings
     stop_keystone
     if [[ $purge -eq 1 ]]; then
@@ -394,7 +369,7 @@ cmd_stop() {
 
 cmd_set_image_endpoint() {
     [[ -n ${1:-} ]] || die "usage: $0 set-image-endpoint URL"
-    take_lock
+    take_lock 600
     load_settings
     is_running || die "Keystone is not running: use start"
     IMAGE_URL=$1

@@ -35,19 +35,9 @@ S3_REGION=us-east-1
 
 T0=$EPOCHREALTIME
 
-step() {
-    printf 'swift-aio: [%5.1fs] %s\n' "$(elapsed)" "$*"
-}
-
-elapsed() {
-    # bash has no floating point: let awk subtract the two microsecond timestamps.
-    awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
-}
-
-die() {
-    printf 'swift-aio: error: %s\n' "$*" >&2
-    exit 1
-}
+AIO_NAME=swift-aio
+# shellcheck source=scripts/aio-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/aio-common.sh"
 
 # --- settings ---------------------------------------------------------------------------------
 
@@ -81,12 +71,6 @@ REC_PROXY_WORKERS=$PROXY_WORKERS
 EOF
 }
 
-# One start/stop at a time per state dir (parallel test workers may all call start).
-take_lock() {
-    mkdir -p "$STATE_DIR"
-    exec 9>"$STATE_DIR/.lock"
-    flock -w 300 9 || die "another swift-aio.sh holds $STATE_DIR/.lock"
-}
 
 # --- packages ---------------------------------------------------------------------------------
 
@@ -433,18 +417,6 @@ stop_server() {
     rm -f "$(pid_file "$name")"
 }
 
-# True while a process of group $1 runs. kill -0 is not enough: PID 1 on this machine kind reaps
-# orphans only every ~2 s, and a zombie still answers kill -0.
-group_alive() {
-    local stat line state pgrp
-    for stat in /proc/[0-9]*/stat; do
-        { read -r line <"$stat"; } 2>/dev/null || continue
-        # Fields after the command name, which is in parentheses and may hold spaces.
-        read -r state _ pgrp _ <<<"${line##*) }"
-        [[ $pgrp == "$1" && $state != Z ]] && return 0
-    done
-    return 1
-}
 
 running_pids() {
     local name
@@ -594,7 +566,7 @@ any_running() {
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_start() {
-    take_lock
+    take_lock 300
     load_settings
     # Configs and rings follow the settings: changing them under running servers would leave
     # those serving the old ones.
@@ -626,7 +598,7 @@ cmd_stop() {
         *) die "usage: $0 stop [--purge]" ;;
     esac
     [[ -d $STATE_DIR ]] || { step "nothing to stop ($STATE_DIR does not exist)"; return 0; }
-    take_lock
+    take_lock 300
     load_settings
     any_running || step "not running"
     stop_all
@@ -638,13 +610,13 @@ cmd_stop() {
 }
 
 cmd_stop_proxy() {
-    take_lock
+    take_lock 300
     load_settings
     stop_server proxy
 }
 
 cmd_start_proxy() {
-    take_lock
+    take_lock 300
     load_settings
     local name
     for name in "${SERVERS[@]}"; do
