@@ -317,6 +317,10 @@ def _release(task: Task, image: Image) -> None:
 
 def fail_import(task: Task, image: Image, message: str) -> None:
     """End an import as failed and put the image back where the user can retry it."""
+    if image.import_lock_holder() not in (None, task.id):
+        # Taken over: another import owns the image and its stores now; leave them alone.
+        task.finish(TaskStatus.FAILURE, message)
+        return
     method = task.input["import_req"]["method"]["name"]
     _remove_copies_made(task, image)
     if method == "glance-direct" and staging.has_staged_file(image.id):
