@@ -4,6 +4,7 @@ and removal of an image's bytes, §6. The bytes themselves are the stores' busin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,6 +19,7 @@ from images.storage.writer import PendingWrite, image_too_large, write_image, wr
 from imageservice.errors import GlanceError
 
 HEARTBEAT_SECONDS = 10
+logger = logging.getLogger(__name__)
 
 
 def storage_used(owner: str | None, excluding: Image) -> int:
@@ -142,7 +144,12 @@ def recover_stale_upload(image: Image) -> None:
     bytes gone."""
     # A saving image has no location: whatever its stores hold of it is an unfinished write.
     for store in stores.all_stores().values():
-        store.delete(image.id)
+        try:
+            store.delete(image.id)
+        except GlanceError as error:
+            # A store that is down keeps the leftovers until cleanup_stores sweeps them; it
+            # must not stop the image from becoming uploadable again.
+            logger.warning("Could not clean store %s for image %s: %s", store.id, image.id, error)
     if image.status == ImageStatus.UPLOADING:
         staging.discard_staged(image.id)
     image.revert_to_queued(source=image.status)
