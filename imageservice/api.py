@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -81,7 +83,13 @@ class GlanceAPIView(APIView):
         return self._json_body
 
     def _parse_json(self, required: bool) -> object:
-        raw = self.request.body if request_has_body(self.request) else b""
+        try:
+            raw = self.request.body if request_has_body(self.request) else b""
+        except RequestDataTooBig:
+            raise GlanceError(
+                413,
+                f"The request body is larger than {settings.MAX_REQUEST_BODY_SIZE} bytes.",
+            ) from None
         if not raw:
             if required:
                 raise GlanceError(400, "Body expected in request.")

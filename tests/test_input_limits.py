@@ -1,0 +1,90 @@
+"""Inputs that must answer a 4xx in Glance's shape (or be accepted), never a 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings
+
+from images.models import Image
+from tests.support import JSON, glance_error
+
+THREE_MB = 3 * 1024**2
+
+
+def padded(body: object, size: int) -> str:
+    """``body`` as JSON followed by whitespace up to ``size`` characters: still valid JSON."""
+    text = json.dumps(body)
+    return text + " " * (size - len(text))
+
+
+@pytest.fixture
+def queued(make_image):
+    return make_image(name="queued", visibility="shared")
+
+
+# --- body size -------------------------------------------------------------------------------
+
+
+def test_create_accepts_three_megabyte_body(owner):
+    description = "d" * THREE_MB
+
+    response = owner.client().post(
+        "/v2/images", data=json.dumps({"description": description}), content_type=JSON
+    )
+
+    assert response.status_code == 201
+    assert Image.objects.get(pk=response.json()["id"]).property_dict() == {
+        "description": description
+    }
+
+
+def test_patch_accepts_three_megabyte_body(owner, queued):
+    patch = [{"op": "add", "path": "/name", "value": "big"}]
+
+    response = owner.client().patch(
+        f"/v2/images/{queued.id}",
+        data=padded(patch, THREE_MB),
+        content_type="application/openstack-images-v2.1-json-patch",
+    )
+
+    assert response.status_code == 200
+    assert Image.objects.get(pk=queued.id).name == "big"
+
+
+def test_member_add_accepts_three_megabyte_body(owner, queued, member):
+    response = owner.client().post(
+        f"/v2/images/{queued.id}/members",
+        data=padded({"member": member.project_id}, THREE_MB),
+        content_type=JSON,
+    )
+
+    assert response.status_code == 200
+    assert list(queued.members.values_list("member_id", flat=True)) == [member.project_id]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("post", "/v2/images", JSON),
+        ("patch", "/v2/images/{id}", "application/openstack-images-v2.1-json-patch"),
+        ("post", "/v2/images/{id}/members", JSON),
+        ("post", "/v2/images/{id}/import", JSON),
+    ],
+)
+def test_body_over_max_request_body_size_is_413(owner, queued, method, path, content_type):
+    too_big = settings.MAX_REQUEST_BODY_SIZE + 1
+
+    response = getattr(owner.client(), method)(
+        path.format(id=queued.id),
+        data=padded({}, too_big),
+        content_type=content_type,
+        HTTP_ACCEPT=JSON,
+    )
+
+    assert response.status_code == 413
+    assert response.json() == glance_error(
+        413, f"The request body is larger than {settings.MAX_REQUEST_BODY_SIZE} bytes."
+    )
+    assert Image.objects.count() == 1
