@@ -98,7 +98,8 @@ class GlanceAPIView(APIView):
             body = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise GlanceError(400, "Error decoding your request.") from None
-        except ValueError:
+        # RecursionError: a body nested deeper than the decoder's stack (`[` × 100,000).
+        except (ValueError, RecursionError):
             raise GlanceError(400, "Malformed JSON in request body.") from None
         if not isinstance(body, dict | list):
             raise GlanceError(400, "Unexpected body type. Expected list/dict.")

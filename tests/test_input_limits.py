@@ -11,6 +11,14 @@ from images.models import Image
 from tests.support import JSON, glance_error
 
 THREE_MB = 3 * 1024**2
+PATCH_JSON = "application/openstack-images-v2.1-json-patch"
+# Every call that parses a JSON body, as (client method, URL, Content-Type).
+JSON_BODY_CALLS = [
+    ("post", "/v2/images", JSON),
+    ("patch", "/v2/images/{id}", PATCH_JSON),
+    ("post", "/v2/images/{id}/members", JSON),
+    ("post", "/v2/images/{id}/import", JSON),
+]
 
 
 def padded(body: object, size: int) -> str:
@@ -46,7 +54,7 @@ def test_patch_accepts_three_megabyte_body(owner, queued):
     response = owner.client().patch(
         f"/v2/images/{queued.id}",
         data=padded(patch, THREE_MB),
-        content_type="application/openstack-images-v2.1-json-patch",
+        content_type=PATCH_JSON,
     )
 
     assert response.status_code == 200
@@ -64,15 +72,7 @@ def test_member_add_accepts_three_megabyte_body(owner, queued, member):
     assert list(queued.members.values_list("member_id", flat=True)) == [member.project_id]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "content_type"),
-    [
-        ("post", "/v2/images", JSON),
-        ("patch", "/v2/images/{id}", "application/openstack-images-v2.1-json-patch"),
-        ("post", "/v2/images/{id}/members", JSON),
-        ("post", "/v2/images/{id}/import", JSON),
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "content_type"), JSON_BODY_CALLS)
 def test_body_over_max_request_body_size_is_413(owner, queued, method, path, content_type):
     too_big = settings.MAX_REQUEST_BODY_SIZE + 1
 
@@ -87,4 +87,21 @@ def test_body_over_max_request_body_size_is_413(owner, queued, method, path, con
     assert response.json() == glance_error(
         413, f"The request body is larger than {settings.MAX_REQUEST_BODY_SIZE} bytes."
     )
+    assert Image.objects.count() == 1
+
+
+# --- nesting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "content_type"), JSON_BODY_CALLS)
+def test_deeply_nested_body_is_400(owner, queued, method, path, content_type):
+    response = getattr(owner.client(), method)(
+        path.format(id=queued.id),
+        data="[" * 100_000,
+        content_type=content_type,
+        HTTP_ACCEPT=JSON,
+    )
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, "Malformed JSON in request body.")
     assert Image.objects.count() == 1
