@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 
 from images.models import Image
-from tests.support import JSON, glance_error
+from tasks.models import Task
+from tests.support import JSON, error_message, glance_error
 
 THREE_MB = 3 * 1024**2
 PATCH_JSON = "application/openstack-images-v2.1-json-patch"
@@ -29,7 +30,9 @@ def padded(body: object, size: int) -> str:
 
 @pytest.fixture
 def queued(make_image):
-    return make_image(name="queued", visibility="shared")
+    return make_image(
+        name="queued", visibility="shared", disk_format="raw", container_format="bare"
+    )
 
 
 # --- body size -------------------------------------------------------------------------------
@@ -105,3 +108,26 @@ def test_deeply_nested_body_is_400(owner, queued, method, path, content_type):
     assert response.status_code == 400
     assert response.json() == glance_error(400, "Malformed JSON in request body.")
     assert Image.objects.count() == 1
+
+
+# --- import ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", [5, ["http://example.com/x"], {"url": "x"}, True])
+def test_web_download_uri_not_a_string_is_400(owner, queued, uri):
+    body = {"method": {"name": "web-download", "uri": uri}}
+
+    response = owner.client().post(
+        f"/v2/images/{queued.id}/import",
+        data=json.dumps(body),
+        content_type=JSON,
+        HTTP_ACCEPT=JSON,
+    )
+
+    assert response.status_code == 400
+    assert error_message(response) == (
+        f"URI for web-download does not pass filtering: {uri} "
+        f"(URI {uri} does not pass filtering: the URI is not a string)"
+    )
+    assert Image.objects.get(pk=queued.id).status == "queued"
+    assert not Task.objects.exists()
