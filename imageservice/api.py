@@ -13,6 +13,11 @@ from rest_framework.views import APIView
 from imageservice.errors import GlanceError
 from imageservice.policy.permissions import caller_is_admin, refuse
 
+# Glance's words when the URL or the body cannot be decoded (its wsgi.Resource).
+DECODING_ERROR = (
+    "Error decoding your request. Either the URL or the request body contained characters "
+    "that could not be decoded by Glance"
+)
 BODY_TRANSFER_ENCODINGS = {"chunked", "compress", "deflate", "gzip", "identity"}
 
 
@@ -97,10 +102,22 @@ class GlanceAPIView(APIView):
         try:
             body = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise GlanceError(400, "Error decoding your request.") from None
+            raise GlanceError(400, DECODING_ERROR) from None
         # RecursionError: a body nested deeper than the decoder's stack (`[` × 100,000).
         except (ValueError, RecursionError):
             raise GlanceError(400, "Malformed JSON in request body.") from None
         if not isinstance(body, dict | list):
             raise GlanceError(400, "Unexpected body type. Expected list/dict.")
+        if _holds_lone_surrogate(body):
+            raise GlanceError(400, DECODING_ERROR)
         return body
+
+
+def _holds_lone_surrogate(body: dict | list) -> bool:
+    # JSON may spell a lone surrogate (`"\ud800"`); Python decodes it into a str that no
+    # database driver can encode, so it is refused here rather than as a 500 on save.
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -131,3 +131,44 @@ def test_web_download_uri_not_a_string_is_400(owner, queued, uri):
     )
     assert Image.objects.get(pk=queued.id).status == "queued"
     assert not Task.objects.exists()
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+DECODING_ERROR = (
+    "Error decoding your request. Either the URL or the request body contained characters "
+    "that could not be decoded by Glance"
+)
+
+
+@pytest.mark.parametrize(
+    "body", ['{"name": "\\ud800"}', '{"os_distro": "a\\udfffb"}', '{"\\ud800": "x"}']
+)
+def test_create_with_lone_surrogate_is_400(owner, queued, body):
+    response = owner.client().post("/v2/images", data=body, content_type=JSON, HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, DECODING_ERROR)
+    assert Image.objects.count() == 1
+
+
+def test_patch_with_lone_surrogate_value_is_400(owner, queued):
+    patch = '[{"op": "add", "path": "/os_distro", "value": "\\ud800"}]'
+
+    response = owner.client().patch(
+        f"/v2/images/{queued.id}", data=patch, content_type=PATCH_JSON, HTTP_ACCEPT=JSON
+    )
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, DECODING_ERROR)
+    assert Image.objects.get(pk=queued.id).property_dict() == {}
+
+
+def test_body_that_is_not_utf8_is_400(owner, queued):
+    response = owner.client().post(
+        "/v2/images", data=b'{"name": "\xff"}', content_type=JSON, HTTP_ACCEPT=JSON
+    )
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, DECODING_ERROR)
+    assert Image.objects.count() == 1
