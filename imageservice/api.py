@@ -10,14 +10,9 @@ from django.http import HttpResponse
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from imageservice.errors import GlanceError
+from imageservice.errors import DECODING_ERROR, GlanceError
 from imageservice.policy.permissions import caller_is_admin, refuse
 
-# Glance's words when the URL or the body cannot be decoded (its wsgi.Resource).
-DECODING_ERROR = (
-    "Error decoding your request. Either the URL or the request body contained characters "
-    "that could not be decoded by Glance"
-)
 BODY_TRANSFER_ENCODINGS = {"chunked", "compress", "deflate", "gzip", "identity"}
 
 

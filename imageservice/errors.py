@@ -39,6 +39,12 @@ DEFAULT_EXPLANATIONS = {
 
 OFFERS = ("text/html", "application/json")
 
+# Glance's words when the URL or the body cannot be decoded (its wsgi.Resource).
+DECODING_ERROR = (
+    "Error decoding your request. Either the URL or the request body contained characters "
+    "that could not be decoded by Glance"
+)
+
 
 class GlanceError(drf_exceptions.APIException):
     """An HTTP error with Glance's message; raise it from any view or service."""

@@ -172,3 +172,25 @@ def test_body_that_is_not_utf8_is_400(owner, queued):
     assert response.status_code == 400
     assert response.json() == glance_error(400, DECODING_ERROR)
     assert Image.objects.count() == 1
+
+
+def test_list_with_query_that_is_not_utf8_is_400(owner, queued):
+    response = owner.client().get("/v2/images?name=%FF", HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, DECODING_ERROR)
+
+
+def test_tag_add_with_path_that_is_not_utf8_is_400(owner, queued):
+    response = owner.client().put(f"/v2/images/{queued.id}/tags/%FF", HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, DECODING_ERROR)
+    assert Image.objects.get(pk=queued.id).tag_list() == []
+
+
+def test_tag_add_with_utf8_path_is_accepted(owner, queued):
+    response = owner.client().put(f"/v2/images/{queued.id}/tags/%C3%A9t%C3%A9")
+
+    assert response.status_code == 204
+    assert Image.objects.get(pk=queued.id).tag_list() == ["été"]
