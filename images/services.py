@@ -93,13 +93,17 @@ def create_image(
         for name in properties:
             access.require("create", name)
     tags = set(body.get("tags") or [])
-    image_id = body.get("id") or None
+    # Glance's schema accepts upper-case hex digits and its MySQL keys compare without case, so
+    # `ABC…` and `abc…` are one image there; lower-casing keeps them one image here too.
+    image_id = (body.get("id") or "").lower() or None
     validation.check_property_quota(image_id or "", len(properties))
     validation.check_tag_quota(image_id or "", len(tags))
     fields = {name: body[name] for name in CREATE_FIELDS if name in body}
     fields["owner"] = owner
     if image_id is None:
         fields.pop("id", None)
+    else:
+        fields["id"] = image_id
     now = timezone.now()
     image = Image(created_at=now, updated_at=now, **fields)
     try:

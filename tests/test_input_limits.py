@@ -194,3 +194,21 @@ def test_tag_add_with_utf8_path_is_accepted(owner, queued):
 
     assert response.status_code == 204
     assert Image.objects.get(pk=queued.id).tag_list() == ["été"]
+
+
+# --- identifiers -----------------------------------------------------------------------------
+
+
+def test_create_with_upper_case_id_stores_it_lower_case_and_refuses_its_twin(owner):
+    image_id = "0b2c7c4e-5a0e-4f55-9b9e-2f6c8b4d1a11"
+    first = owner.client().post(
+        "/v2/images", data=json.dumps({"id": image_id.upper()}), content_type=JSON
+    )
+    second = owner.client().post(
+        "/v2/images", data=json.dumps({"id": image_id}), content_type=JSON, HTTP_ACCEPT=JSON
+    )
+
+    assert first.status_code == 201 and first.json()["id"] == image_id
+    assert second.status_code == 409
+    assert error_message(second) == f"Image ID {image_id} already exists!"
+    assert list(Image.objects.values_list("id", flat=True)) == [image_id]
