@@ -212,3 +212,28 @@ def test_create_with_upper_case_id_stores_it_lower_case_and_refuses_its_twin(own
     assert second.status_code == 409
     assert error_message(second) == f"Image ID {image_id} already exists!"
     assert list(Image.objects.values_list("id", flat=True)) == [image_id]
+
+
+@pytest.mark.parametrize("stores", ["cheap", [5], {"cheap": True}])
+def test_copy_image_with_stores_not_a_list_of_names_is_400(
+    admin, make_image, settings, tmp_path, stores
+):
+    settings.ENABLED_BACKENDS = {"fast": str(tmp_path / "fast"), "cheap": str(tmp_path / "cheap")}
+    settings.DEFAULT_BACKEND = "fast"
+    image = make_image(disk_format="raw", container_format="bare")
+    admin.client().put(
+        f"/v2/images/{image.id}/file", data=b"data", content_type="application/octet-stream"
+    )
+    body = {"method": {"name": "copy-image"}, "stores": stores}
+
+    response = admin.client().post(
+        f"/v2/images/{image.id}/import",
+        data=json.dumps(body),
+        content_type=JSON,
+        HTTP_ACCEPT=JSON,
+    )
+
+    assert response.status_code == 400
+    assert error_message(response) == "'stores' must be a list of store identifiers"
+    assert not (tmp_path / "cheap").exists()
+    assert not Task.objects.exists()
