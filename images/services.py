@@ -59,14 +59,20 @@ def validate_create_body(body: object) -> dict[str, object]:
     return body
 
 
+def _requested_owner(body: Mapping[str, object], credentials: Credentials) -> object:
+    # As Glance: only a missing owner defaults to the caller's project; `"owner": null` stays
+    # None, so add_image (project_id:%(owner)s) refuses it to anyone but an admin.
+    return body.get("owner", credentials.project_id)
+
+
 def create_target(body: Mapping[str, object], credentials: Credentials) -> dict[str, object]:
-    owner = body.get("owner") or credentials.project_id
+    owner = _requested_owner(body, credentials)
     return {"project_id": owner, "owner": owner, "visibility": body.get("visibility", "private")}
 
 
 def create_refusal(body: Mapping[str, object], credentials: Credentials) -> GlanceError:
     """Why ``add_image`` refused: naming another project as owner gets Glance's own message."""
-    owner = body.get("owner") or credentials.project_id
+    owner = _requested_owner(body, credentials)
     if owner != credentials.project_id:
         return GlanceError(403, f"You are not permitted to create images owned by '{owner}'.")
     return refuse("add_image")

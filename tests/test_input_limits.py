@@ -237,3 +237,22 @@ def test_copy_image_with_stores_not_a_list_of_names_is_400(
     assert error_message(response) == "'stores' must be a list of store identifiers"
     assert not (tmp_path / "cheap").exists()
     assert not Task.objects.exists()
+
+
+def test_create_with_null_owner_by_member_is_403(member):
+    response = member.client().post(
+        "/v2/images", data=json.dumps({"owner": None}), content_type=JSON, HTTP_ACCEPT=JSON
+    )
+
+    assert response.status_code == 403
+    assert error_message(response) == "You are not permitted to create images owned by 'None'."
+    assert not Image.objects.exists()
+
+
+def test_create_with_null_owner_by_admin_is_accepted(admin):
+    response = admin.client().post(
+        "/v2/images", data=json.dumps({"owner": None}), content_type=JSON
+    )
+
+    assert response.status_code == 201
+    assert Image.objects.get(pk=response.json()["id"]).owner == admin.project_id
