@@ -44,6 +44,8 @@ DECODING_ERROR = (
     "Error decoding your request. Either the URL or the request body contained characters "
     "that could not be decoded by Glance"
 )
+# Ours (Glance stores what its database takes): PostgreSQL text cannot hold U+0000.
+NUL_ERROR = "Null characters are not allowed in the request."
 
 
 class GlanceError(drf_exceptions.APIException):

@@ -39,16 +39,12 @@ def queued(make_image):
 
 
 def test_create_accepts_three_megabyte_body(owner):
-    description = "d" * THREE_MB
-
     response = owner.client().post(
-        "/v2/images", data=json.dumps({"description": description}), content_type=JSON
+        "/v2/images", data=padded({"name": "big"}, THREE_MB), content_type=JSON
     )
 
     assert response.status_code == 201
-    assert Image.objects.get(pk=response.json()["id"]).property_dict() == {
-        "description": description
-    }
+    assert Image.objects.get(pk=response.json()["id"]).name == "big"
 
 
 def test_patch_accepts_three_megabyte_body(owner, queued):
@@ -256,3 +252,48 @@ def test_create_with_null_owner_by_admin_is_accepted(admin):
 
     assert response.status_code == 201
     assert Image.objects.get(pk=response.json()["id"]).owner == admin.project_id
+
+
+# --- NUL (PostgreSQL text cannot hold it) ----------------------------------------------------
+
+NUL_ERROR = "Null characters are not allowed in the request."
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"name": "a\\u0000b"}', '{"os_\\u0000distro": "x"}', '{"tags": ["a\\u0000"]}'],
+)
+def test_create_with_nul_is_400(owner, body):
+    response = owner.client().post("/v2/images", data=body, content_type=JSON, HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, NUL_ERROR)
+    assert not Image.objects.exists()
+
+
+def test_patch_with_nul_value_is_400(owner, queued):
+    patch = '[{"op": "add", "path": "/os_distro", "value": "\\u0000"}]'
+
+    response = owner.client().patch(
+        f"/v2/images/{queued.id}", data=patch, content_type=PATCH_JSON, HTTP_ACCEPT=JSON
+    )
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, NUL_ERROR)
+    assert Image.objects.get(pk=queued.id).property_dict() == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/v2/images/%00"),
+        ("get", "/v2/images?name=a%00b"),
+        ("put", "/v2/images/{id}/tags/a%00"),
+    ],
+)
+def test_url_with_nul_is_400(owner, queued, method, url):
+    response = getattr(owner.client(), method)(url.format(id=queued.id), HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, NUL_ERROR)
+    assert Image.objects.get(pk=queued.id).tag_list() == []
