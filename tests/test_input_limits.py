@@ -297,3 +297,32 @@ def test_url_with_nul_is_400(owner, queued, method, url):
     assert response.status_code == 400
     assert response.json() == glance_error(400, NUL_ERROR)
     assert Image.objects.get(pk=queued.id).tag_list() == []
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+def test_member_add_with_id_over_255_characters_is_400(owner, queued):
+    body = {"member": "p" * 256}
+
+    response = owner.client().post(
+        f"/v2/images/{queued.id}/members",
+        data=json.dumps(body),
+        content_type=JSON,
+        HTTP_ACCEPT=JSON,
+    )
+
+    assert response.status_code == 400
+    assert error_message(response) == "Member ID is longer than 255 characters."
+    assert not queued.members.exists()
+
+
+def test_member_add_with_id_of_255_characters_is_accepted(owner, queued):
+    response = owner.client().post(
+        f"/v2/images/{queued.id}/members",
+        data=json.dumps({"member": "p" * 255}),
+        content_type=JSON,
+    )
+
+    assert response.status_code == 200
+    assert list(queued.members.values_list("member_id", flat=True)) == ["p" * 255]
