@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 from django.conf import settings
@@ -310,3 +311,19 @@ def test_member_add_with_id_of_255_characters_is_accepted(owner, queued):
 
     assert response.status_code == 200
     assert list(queued.members.values_list("member_id", flat=True)) == ["p" * 255]
+
+
+# --- property values -------------------------------------------------------------------------
+
+
+def test_create_with_64_kib_property_value_is_accepted_and_filterable(owner, queued):
+    value = secrets.token_hex(32 * 1024)  # incompressible, past a btree entry's size
+
+    created = owner.client().post(
+        "/v2/images", data=json.dumps({"os_blob": value}), content_type=JSON
+    )
+    listed = owner.client().get("/v2/images", {"os_blob": value})
+
+    assert created.status_code == 201
+    assert Image.objects.get(pk=created.json()["id"]).property_dict() == {"os_blob": value}
+    assert [image["id"] for image in listed.json()["images"]] == [created.json()["id"]]
