@@ -233,7 +233,10 @@ def filter_condition(key: str, value: str) -> Q:
         return range_condition(key[:-4], key[-3:], value)
     if key in EQUALITY_FIELDS:
         return column_equality(key, value)
-    return Q(Exists(ImageProperty.objects.filter(image=OuterRef("pk"), name=key, value=value)))
+    rows = ImageProperty.objects.filter(
+        ImageProperty.property_equals(key, value), image=OuterRef("pk")
+    )
+    return Q(Exists(rows))
 
 
 def split_operator(value: str) -> tuple[str, str]:

@@ -59,14 +59,20 @@ def validate_create_body(body: object) -> dict[str, object]:
     return body
 
 
+def _requested_owner(body: Mapping[str, object], credentials: Credentials) -> object:
+    # As Glance: only a missing owner defaults to the caller's project; `"owner": null` stays
+    # None, so add_image (project_id:%(owner)s) refuses it to anyone but an admin.
+    return body.get("owner", credentials.project_id)
+
+
 def create_target(body: Mapping[str, object], credentials: Credentials) -> dict[str, object]:
-    owner = body.get("owner") or credentials.project_id
+    owner = _requested_owner(body, credentials)
     return {"project_id": owner, "owner": owner, "visibility": body.get("visibility", "private")}
 
 
 def create_refusal(body: Mapping[str, object], credentials: Credentials) -> GlanceError:
     """Why ``add_image`` refused: naming another project as owner gets Glance's own message."""
-    owner = body.get("owner") or credentials.project_id
+    owner = _requested_owner(body, credentials)
     if owner != credentials.project_id:
         return GlanceError(403, f"You are not permitted to create images owned by '{owner}'.")
     return refuse("add_image")
@@ -93,13 +99,17 @@ def create_image(
         for name in properties:
             access.require("create", name)
     tags = set(body.get("tags") or [])
-    image_id = body.get("id") or None
+    # Glance's schema accepts upper-case hex digits and its MySQL keys compare without case, so
+    # `ABC…` and `abc…` are one image there; lower-casing keeps them one image here too.
+    image_id = (body.get("id") or "").lower() or None
     validation.check_property_quota(image_id or "", len(properties))
     validation.check_tag_quota(image_id or "", len(tags))
     fields = {name: body[name] for name in CREATE_FIELDS if name in body}
     fields["owner"] = owner
     if image_id is None:
         fields.pop("id", None)
+    else:
+        fields["id"] = image_id
     now = timezone.now()
     image = Image(created_at=now, updated_at=now, **fields)
     try:

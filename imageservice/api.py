@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from imageservice.errors import GlanceError
+from imageservice.errors import DECODING_ERROR, NUL_ERROR, GlanceError
 from imageservice.policy.permissions import caller_is_admin, refuse
 
 BODY_TRANSFER_ENCODINGS = {"chunked", "compress", "deflate", "gzip", "identity"}
@@ -81,7 +83,13 @@ class GlanceAPIView(APIView):
         return self._json_body
 
     def _parse_json(self, required: bool) -> object:
-        raw = self.request.body if request_has_body(self.request) else b""
+        try:
+            raw = self.request.body if request_has_body(self.request) else b""
+        except RequestDataTooBig:
+            raise GlanceError(
+                413,
+                f"The request body is larger than {settings.MAX_REQUEST_BODY_SIZE} bytes.",
+            ) from None
         if not raw:
             if required:
                 raise GlanceError(400, "Body expected in request.")
@@ -89,9 +97,38 @@ class GlanceAPIView(APIView):
         try:
             body = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise GlanceError(400, "Error decoding your request.") from None
-        except ValueError:
+            raise GlanceError(400, DECODING_ERROR) from None
+        # RecursionError: a body nested deeper than the decoder's stack (`[` × 100,000).
+        except (ValueError, RecursionError):
             raise GlanceError(400, "Malformed JSON in request body.") from None
         if not isinstance(body, dict | list):
             raise GlanceError(400, "Unexpected body type. Expected list/dict.")
+        unstorable = _unstorable_text_error(body)
+        if unstorable:
+            raise GlanceError(400, unstorable)
         return body
+
+
+def _unstorable_text_error(body: dict | list) -> str | None:
+    """Why a string in ``body`` cannot be stored, or None.
+
+    JSON may spell a lone surrogate (`"\\ud800"`), which no database driver can encode, and a
+    NUL (`"\\u0000"`), which PostgreSQL text refuses: both are answered 400 here rather than
+    500 on save. The walk is iterative: the decoder already bounded the depth, not the stack.
+    """
+    pending: list[object] = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return NUL_ERROR
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return DECODING_ERROR
+    return None

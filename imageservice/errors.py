@@ -39,6 +39,14 @@ DEFAULT_EXPLANATIONS = {
 
 OFFERS = ("text/html", "application/json")
 
+# Glance's words when the URL or the body cannot be decoded (its wsgi.Resource).
+DECODING_ERROR = (
+    "Error decoding your request. Either the URL or the request body contained characters "
+    "that could not be decoded by Glance"
+)
+# Ours (Glance stores what its database takes): PostgreSQL text cannot hold U+0000.
+NUL_ERROR = "Null characters are not allowed in the request."
+
 
 class GlanceError(drf_exceptions.APIException):
     """An HTTP error with Glance's message; raise it from any view or service."""

@@ -125,6 +125,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "imageservice.middleware.VersionAliasMiddleware",
     "imageservice.middleware.RequestIdMiddleware",
+    "imageservice.middleware.UndecodableURLMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -248,6 +249,11 @@ ENABLED_BACKENDS: dict[str, str | dict[str, str]] = (
 DEFAULT_BACKEND = env_str("DEFAULT_BACKEND")
 BACKEND_DESCRIPTIONS = env_mapping("BACKEND_DESCRIPTIONS", pair_separator=";")
 IMAGE_SIZE_CAP = env_bytes("IMAGE_SIZE_CAP", 1024**4)
+# Glance sets no limit on JSON bodies (its paste pipeline has no size limiter); Django's 2.5 MB
+# default would refuse bodies Glance takes. The image data paths read wsgi.input themselves and
+# are bounded by IMAGE_SIZE_CAP instead.
+MAX_REQUEST_BODY_SIZE = env_bytes("MAX_REQUEST_BODY_SIZE", 16 * 1024**2)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_SIZE
 USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 # An upload silent this long (no heartbeat) is taken for dead and its image made uploadable.

@@ -49,6 +49,12 @@ def parse_import_request(body: object) -> ImportRequest:
     for flag in ("all_stores_must_succeed", "all_stores"):
         if flag in body and not isinstance(body[flag], bool):
             raise GlanceError(400, f"'{flag}' must be boolean value only")
+    listed = body.get("stores")
+    # Glance walks a string character by character ("Store for identifier f not found").
+    if listed is not None and not (
+        isinstance(listed, list) and all(isinstance(name, str) for name in listed)
+    ):
+        raise GlanceError(400, "'stores' must be a list of store identifiers")
     return ImportRequest(
         method=name,
         uri=method.get("uri"),

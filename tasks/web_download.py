@@ -76,6 +76,9 @@ def check_import_uri(uri: str | None) -> CheckedURI:
     """Apply the filter and return what the fetcher needs to connect to the checked addresses."""
     if not uri:
         raise _refused(uri, "the URI is empty")
+    if not isinstance(uri, str):
+        # Glance itself answers 500 here (urlparse of a number or a boolean).
+        raise _refused(uri, "the URI is not a string")
     try:
         parts = urlsplit(uri)
     except ValueError:

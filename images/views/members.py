@@ -77,6 +77,11 @@ class MembersView(MemberAPIView):
             raise GlanceError(400, "Member to be added not specified")
         if not body["member"] or not isinstance(body["member"], str):
             raise GlanceError(400, "Member can't be empty")
+        # Glance leaves the length to its String(255) column (a database error); SQLite would
+        # not even enforce it.
+        longest = ImageMember._meta.get_field("member_id").max_length
+        if len(body["member"]) > longest:
+            raise GlanceError(400, f"Member ID is longer than {longest} characters.")
         return body["member"]
 
 
