@@ -198,7 +198,6 @@ def _store_and_activate(
         _copy_into(task, image, first, written.size, store)
         _store_done(image, store.id)
     _activate(task, image, written, [first, *others], context)
-    staging.discard_staged(image.id)
 
 
 def _store_done(image: Image, store_id: str) -> None:
@@ -269,25 +268,39 @@ def _activate(
     written_to: list[ImageStore],
     context: ImportContext | None,
 ) -> None:
-    if context is not None and image.status == ImageStatus.IMPORTING:
-        first = written_to[0]
-        with transaction.atomic():
-            if not image.holds_import_lock(task.id):
-                raise ImportTakenOver
-            if not image.activate_with_data(
-                written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
-            ):
-                raise ImportFailed("The image was deleted or changed while it was being imported.")
-            Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
-    for store in written_to:
-        ImageLocation.objects.update_or_create(
-            image=image, store=store.id, defaults={"url": store.url_for(image.id)}
-        )
-    for name, value in (context.properties if context else {}).items():
-        ImageProperty.objects.update_or_create(image=image, name=name, defaults={"value": value})
+    """Make the import visible in one transaction: active (unless copy-image), locations,
+    plugin properties, staged data gone, lock released. A client that sees the image active
+    finds nothing of the import left; the task's success follows."""
+    with transaction.atomic():
+        if not image.holds_import_lock(task.id):
+            raise ImportTakenOver
+        if context is not None and image.status == ImageStatus.IMPORTING:
+            _activate_imported(image, written, written_to[0], context)
+        for store in written_to:
+            ImageLocation.objects.update_or_create(
+                image=image, store=store.id, defaults={"url": store.url_for(image.id)}
+            )
+        for name, value in (context.properties if context else {}).items():
+            ImageProperty.objects.update_or_create(
+                image=image, name=name, defaults={"value": value}
+            )
+        if context is not None:
+            # The data is in its stores now; removing the staged copy inside the transaction
+            # means a rollback could only lose a copy the stores already hold.
+            staging.discard_staged(image.id)
+        _release(task, image)
     task.record_progress(written.size, written.size)
-    _release(task, image)
     task.finish(TaskStatus.SUCCESS, "", result={"image_id": image.id})
+
+
+def _activate_imported(
+    image: Image, written: WrittenData, first: ImageStore, context: ImportContext
+) -> None:
+    if not image.activate_with_data(
+        written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
+    ):
+        raise ImportFailed("The image was deleted or changed while it was being imported.")
+    Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
 
 
 # --- copy-image ------------------------------------------------------------------------------
