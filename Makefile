@@ -64,3 +64,4 @@ bench: install
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/imports.py
+	$(PY) benchmarks/stores.py
