@@ -64,6 +64,7 @@ bench: install
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/imports.py
+	$(PY) benchmarks/stores.py
 
 # Keystone mode beside local mode; starts scripts/keystone-aio.sh (installs Keystone once).
 bench-keystone: install

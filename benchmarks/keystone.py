@@ -20,10 +20,11 @@ import subprocess
 from collections.abc import Callable
 
 from api import LIST_CLIENTS, LIST_PATH, Phase, connect, measure_load, run_creates, run_lists
-from common.report import Table, at_most, print_setup
-from common.server import BENCH_TOKEN, PROJECT_ROOT, run_benchmark, throwaway_server
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
+
+from common.report import Table, at_most, print_setup
+from common.server import BENCH_TOKEN, PROJECT_ROOT, run_benchmark, throwaway_server
 
 KEYSTONE_AIO = PROJECT_ROOT / "scripts" / "keystone-aio.sh"
 WARMUP_CONNECTIONS = 16  # enough to reach every gunicorn worker at least once

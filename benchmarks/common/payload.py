@@ -1,14 +1,18 @@
-"""The 1 GiB image the data benchmarks send, and the check that the server stored it whole."""
+"""The 1 GiB image the data benchmarks send, as a file, a generator or a stream, and the checks
+that the server stored it whole and gave it back unchanged."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from common.client import TRANSFER_TIME_LIMIT, BenchError, check_deadline
 
 if TYPE_CHECKING:
     from common.client import Client
@@ -84,3 +88,72 @@ def check_stored(image: dict, size: int, digests: tuple[str, str], checks: list[
     }
     checks += [label + ("" if ok else " WRONG") for label, ok in results.items()]
     return all(results.values())
+
+
+class ImageStream:
+    """``size`` bytes of the image (``block`` repeated) from offset ``start``, for client
+    libraries: a generator of pieces of at most ``piece`` bytes (requests sends each as a chunk,
+    swiftclient as given), or a stream to ``read`` (boto3). Every piece handed out is counted by
+    ``progress``; past ``limit`` seconds it raises, as the senders of `Client` do."""
+
+    def __init__(
+        self,
+        block: bytes,
+        size: int,
+        piece: int,
+        progress: Callable[[int], None],
+        limit: float = TRANSFER_TIME_LIMIT,
+        start: int = 0,
+    ):
+        self.block_size = len(block)
+        # A piece from any offset within the first block is a slice of this.
+        self.view = memoryview(block * (piece // len(block) + 1))
+        self.piece = piece
+        self.position, self.end = start, start + size
+        self.progress = progress
+        self.limit = limit
+        self.deadline = time.monotonic() + limit
+
+    def _take(self, count: int) -> memoryview:
+        check_deadline(self.deadline, self.limit)
+        offset = self.position % self.block_size
+        self.position += count
+        self.progress(count)
+        return self.view[offset : offset + count]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        while count := min(self.piece, self.end - self.position):
+            yield self._take(count)
+
+    def __len__(self) -> int:
+        return self.end - self.position
+
+    def read(self, count: int = -1) -> bytes:
+        wanted = len(self) if count < 0 else min(count, len(self))
+        pieces = []
+        while wanted:
+            pieces.append(self._take(min(self.piece, wanted)))
+            wanted -= len(pieces[-1])
+        return b"".join(pieces)
+
+
+def receive_image(block: bytes, chunks: Iterable[bytes], transfer: Transfer, size: int) -> None:
+    """Count a download of the image into ``transfer``, every read compared with what was sent
+    (a slice of at most one block of the image is a slice of the block doubled)."""
+    doubled = block * 2
+    deadline = time.monotonic() + TRANSFER_TIME_LIMIT * size / IMAGE_SIZE
+    mismatches = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            part = view[: len(block)]
+            if not doubled.startswith(part, transfer.bytes_moved % len(block)):
+                mismatches += 1
+            transfer.add_bytes(len(part))
+            view = view[len(part) :]
+        check_deadline(deadline)
+    if transfer.bytes_moved != size:
+        raise BenchError(f"got {transfer.bytes_moved} bytes, expected {size}")
+    if mismatches:
+        raise BenchError(f"{mismatches} reads differ from the uploaded bytes")
+    transfer.checks.append("bytes match the upload")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 from pathlib import Path
 
@@ -9,8 +11,6 @@ from django.conf import settings
 
 from images.storage.base import ImageStore, UnavailableStore
 from images.storage.filesystem import FilesystemStore
-from images.storage.s3 import S3Store
-from images.storage.swift import SwiftStore
 from imageservice.errors import GlanceError
 
 
@@ -24,12 +24,26 @@ def locations_shown() -> bool:
     return multiple_stores() or settings.SHOW_IMAGE_DIRECT_URL or settings.SHOW_MULTIPLE_LOCATIONS
 
 
-# Store types by glance_store's names; each driver class reads its own options.
-DRIVERS: dict[str, type[ImageStore]] = {
-    "file": FilesystemStore,
-    "swift": SwiftStore,
-    "s3": S3Store,
+# Store types by glance_store's names; each driver class reads its own options. Imported on
+# first use: a worker with only file stores never loads boto3, swiftclient or keystoneauth1
+# (about 20 MiB per process).
+DRIVERS = {
+    "file": "images.storage.filesystem.FilesystemStore",
+    "swift": "images.storage.swift.SwiftStore",
+    "s3": "images.storage.s3.S3Store",
 }
+
+
+@functools.cache
+def driver_for(store_type: str) -> type[ImageStore] | None:
+    """The driver class of a store type, or None for a type no driver serves."""
+    path = DRIVERS.get(store_type)
+    if path is None:
+        return None
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 # Options every store section may carry, whatever its type.
 COMMON_OPTIONS = frozenset({"type", "store_description", "weight"})
 
@@ -71,7 +85,7 @@ def store_options(name: str, declared: str | dict[str, str]) -> dict[str, str]:
 
 
 def _build_store(name: str, options: dict[str, str]) -> ImageStore:
-    driver = DRIVERS.get(options["type"])
+    driver = driver_for(options["type"])
     if driver is None:
         return UnavailableStore(name, f"store type {options['type']!r} is not supported")
     missing = sorted(driver.REQUIRED_OPTIONS - options.keys())
@@ -89,7 +103,7 @@ def unknown_options() -> list[tuple[str, str]]:
     found = []
     for name, declared in (settings.ENABLED_BACKENDS or {}).items():
         options = store_options(name, declared)
-        driver = DRIVERS.get(options["type"])
+        driver = driver_for(options["type"])
         if driver is None:
             continue  # the whole store is refused already
         known = COMMON_OPTIONS | driver.OPTIONS

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from images.storage.base import ImageStore
-from images.storage.stores import DRIVERS
+from images.storage.stores import driver_for
 from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_service
 from tests.storage.swift_support import fresh_container
 
@@ -28,7 +28,7 @@ class StoreUnderTest:
 
 def file_store(request, tmp_path: Path) -> StoreUnderTest:
     directory = tmp_path / "file-store"
-    store = DRIVERS["file"].from_options(
+    store = driver_for("file").from_options(
         "files", {"type": "file", "filesystem_store_datadir": str(directory)}
     )
 

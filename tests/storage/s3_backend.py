@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 
 from images.storage.s3 import S3Store
-from images.storage.stores import DRIVERS
+from images.storage.stores import driver_for
 
 SWIFT_AIO = Path(settings.BASE_DIR) / "scripts" / "swift-aio.sh"
 # A Swift of the s3 tests' own, beside the one other stores' tests share (scripts/README.md:
@@ -99,7 +99,7 @@ class Bucket:
         )
 
     def store(self, store_id: str = "objects", **overrides: str) -> S3Store:
-        return DRIVERS["s3"].from_options(
+        return driver_for("s3").from_options(
             store_id, s3_options(self.service, self.name, **overrides)
         )
 

@@ -10,7 +10,7 @@ import pytest
 from swiftclient import ClientException, Connection
 
 from images.storage.base import ImageStore
-from images.storage.stores import DRIVERS
+from images.storage.stores import driver_for
 
 MB = 1000 * 1024  # glance_store's unit for the large object options
 
@@ -42,7 +42,7 @@ class SwiftContainer:
     def store(self, **overrides: str) -> ImageStore:
         """A swift store ``objects`` writing into this container."""
         options = swift_options(self.facts, self.name, **overrides)
-        return DRIVERS["swift"].from_options("objects", options)
+        return driver_for("swift").from_options("objects", options)
 
     def objects(self, containing: str = "") -> list[str]:
         try:

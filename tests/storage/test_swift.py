@@ -14,7 +14,7 @@ import pytest
 
 from images.storage import swift_upload
 from images.storage.base import ByteRange, new_attempt
-from images.storage.stores import DRIVERS, all_stores, prepare_stores
+from images.storage.stores import all_stores, driver_for, prepare_stores
 from images.storage.swift_options import swift_settings
 from imageservice.errors import GlanceError
 from tests.conftest import SWIFT_AIO
@@ -192,7 +192,7 @@ def test_prepare_of_an_unreachable_store_says_it_cannot_connect():
         "swift_store_user": "test:tester",
         "swift_store_key": "testing",
     }
-    store = DRIVERS["swift"].from_options("objects", options)
+    store = driver_for("swift").from_options("objects", options)
 
     assert store.prepare() == "objects: cannot connect to http://127.0.0.1:1: Connection refused"
 
@@ -214,7 +214,7 @@ def test_account_from_a_swift_store_config_file(container, tmp_path):
         "swift_store_config_file": str(config),
         "default_swift_reference": "objects-account",
     }
-    store = DRIVERS["swift"].from_options("objects", options)
+    store = driver_for("swift").from_options("objects", options)
 
     assert store.prepare() is None
     assert store.url_for("x") == f"swift+config://objects-account/{container.name}/x"
