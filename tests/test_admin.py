@@ -341,8 +341,7 @@ def test_inline_tag_over_quota_shows_the_api_message_and_writes_nothing(
     )
 
     message = (
-        "The limit has been exceeded on the number of allowed image tags. "
-        "Attempted: 2, Maximum: 1"
+        "The limit has been exceeded on the number of allowed image tags. Attempted: 2, Maximum: 1"
     )
     assert_refused_in_api_words(response, api, 413, message)
     image = reloaded(image)
