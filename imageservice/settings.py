@@ -256,6 +256,8 @@ MAX_REQUEST_BODY_SIZE = env_bytes("MAX_REQUEST_BODY_SIZE", 16 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_SIZE
 USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
+# Beyond Glance: data declared raw must be raw (or an MBR/GPT disk, an ISO), not qcow2, vmdk, ….
+REQUIRE_RAW_FORMAT_MATCH = env_bool("REQUIRE_RAW_FORMAT_MATCH", False)
 # An upload silent this long (no heartbeat) is taken for dead and its image made uploadable.
 UPLOAD_STALE_SECONDS = env_int("UPLOAD_STALE_SECONDS", 300)
 SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")

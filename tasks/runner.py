@@ -130,7 +130,13 @@ def _keep(task: Task, image: Image, pending: PendingWrite) -> WrittenData:
 
 
 def _plan(
-    task: Task, total: int | None, *, inspect: bool, judge: bool, disk_format=None
+    task: Task,
+    total: int | None,
+    *,
+    inspect: bool,
+    judge: bool,
+    disk_format: str | None = None,
+    container_format: str | None = None,
 ) -> WritePlan:
     def progress(done: int) -> None:
         if done - progress.saved >= 16 * 1024 * 1024:
@@ -142,6 +148,7 @@ def _plan(
     return write_plan(
         expected_size=total,
         disk_format=disk_format,
+        container_format=container_format,
         inspect=inspect,
         judge_format=judge,
         on_progress=progress,
@@ -189,6 +196,8 @@ def _store_and_activate(
     known = stores.all_stores()
     first, *others = [known[name] for name in targets]
     image.disk_format = context.disk_format
+    # A plugin's output is judged as what it says it is (image_conversion makes it bare).
+    image.container_format = context.container_format
     if context.data_changed:
         written = _write_file_into(task, image, context.data_path, first)
     else:
@@ -210,22 +219,23 @@ def _place_staged_into(
     task: Task, image: Image, staged: StagedData, store: ImageStore
 ) -> WrittenData:
     """Zero-copy: the staged file becomes the store's data, its staging hashes reused."""
-    virtual_size = staged.virtual_size
-    if image.container_format == "bare":
-        detection = staging.staged_detection(staged)
-        try:
-            judged = verdict(
-                detection, image.disk_format or "", staged.size, settings.REQUIRE_IMAGE_FORMAT_MATCH
-            )
-        except GlanceError as refusal:
-            raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
-        virtual_size = judged.virtual_size
+    try:
+        judged = verdict(
+            staging.staged_detection(staged),
+            image.disk_format or "",
+            image.container_format or "",
+            staged.size,
+            require_match=settings.REQUIRE_IMAGE_FORMAT_MATCH,
+            require_raw_match=settings.REQUIRE_RAW_FORMAT_MATCH,
+        )
+    except GlanceError as refusal:
+        raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
     written = WrittenData(
         size=staged.size,
         checksum=staged.checksum,
         os_hash_algo=staged.os_hash_algo,
         os_hash_value=staged.os_hash_value,
-        virtual_size=virtual_size,
+        virtual_size=judged.virtual_size,
     )
     sink = store.place_file(image.id, staging.staging_path_for(image.id), _attempt(task))
     return _keep(task, image, PendingWrite(sink, written))
@@ -233,7 +243,14 @@ def _place_staged_into(
 
 def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
     """The plugins' output, judged against the (maybe converted) disk format."""
-    plan = _plan(task, path.stat().st_size, inspect=True, judge=True, disk_format=image.disk_format)
+    plan = _plan(
+        task,
+        path.stat().st_size,
+        inspect=True,
+        judge=True,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+    )
     return _keep(
         task, image, _write(lambda: write_file(store, image.id, _attempt(task), path, plan))
     )
@@ -300,7 +317,9 @@ def _activate_imported(
         written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
     ):
         raise ImportFailed("The image was deleted or changed while it was being imported.")
-    Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
+    Image.objects.filter(pk=image.pk).update(
+        disk_format=context.disk_format, container_format=context.container_format
+    )
 
 
 # --- copy-image ------------------------------------------------------------------------------

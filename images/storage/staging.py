@@ -21,7 +21,7 @@ from django.conf import settings
 from images.models import Image, ImageStatus, StagedData
 from images.storage.base import Readable, WrittenData
 from images.storage.filesystem import FileWrite
-from images.storage.inspection import Detection
+from images.storage.inspection import SAFETY_FAILED, Detection
 from images.storage.writer import PendingWrite, WritePlan, stream_into
 
 WORK_DIR_PREFIX = ".work-"
@@ -92,7 +92,8 @@ def record_staged(image: Image, written: WrittenData) -> StagedData:
             "os_hash_value": written.os_hash_value,
             "detected_format": detection.name,
             "virtual_size": detection.virtual_size,
-            "format_problem": detection.ambiguity or detection.safety_problem,
+            # A safety failure refuses whatever the settings, so it wins over an ambiguity.
+            "format_problem": detection.safety_problem or detection.ambiguity,
         },
     )
     return staged
@@ -100,11 +101,13 @@ def record_staged(image: Image, written: WrittenData) -> StagedData:
 
 def staged_detection(staged: StagedData) -> Detection:
     """What the inspector saw while the data was staged, to judge it without reading again."""
+    problem = staged.format_problem
+    unsafe = problem.startswith(SAFETY_FAILED)
     return Detection(
         name=staged.detected_format,
         virtual_size=staged.virtual_size,
-        ambiguity=staged.format_problem if not staged.detected_format else "",
-        safety_problem=staged.format_problem if staged.detected_format else "",
+        ambiguity=problem if not unsafe else "",
+        safety_problem=problem if unsafe else "",
     )
 
 
