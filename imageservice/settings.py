@@ -300,6 +300,13 @@ IMPORT_DISALLOWED_HOSTS = env_list("IMPORT_DISALLOWED_HOSTS", [])
 IMPORT_ALLOWED_PORTS = env_list("IMPORT_ALLOWED_PORTS", ["80", "443"])
 IMPORT_DISALLOWED_PORTS = env_list("IMPORT_DISALLOWED_PORTS", [])
 WEB_DOWNLOAD_TIMEOUT = env_int("WEB_DOWNLOAD_TIMEOUT", 30)  # connect and read, seconds
+# A whole web-download fetch (redirects included) ends after WEB_DOWNLOAD_DEADLINE seconds, or
+# when fewer than WEB_DOWNLOAD_MIN_RATE bytes/s (0: no minimum) arrived over a rate window; a
+# project runs at most WEB_DOWNLOAD_PROJECT_LIMIT (0: no limit) at once (docs/security.md).
+WEB_DOWNLOAD_DEADLINE = env_int("WEB_DOWNLOAD_DEADLINE", 1800)
+WEB_DOWNLOAD_MIN_RATE = env_bytes("WEB_DOWNLOAD_MIN_RATE", 16 * 1024)
+WEB_DOWNLOAD_RATE_WINDOW = env_int("WEB_DOWNLOAD_RATE_WINDOW", 60)
+WEB_DOWNLOAD_PROJECT_LIMIT = env_int("WEB_DOWNLOAD_PROJECT_LIMIT", 2)
 
 # --- Job queue: ORM broker by default, Redis when REDIS_URL is set ---------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -315,6 +322,9 @@ Q_CLUSTER = {
     "poll": env_int("Q_POLL_MS", 50) / 1000,
     "label": "Jobs",
 }
+# Job workers that may run web-downloads at once; the others stay free for glance-direct and
+# copy-image, so slow sources never hold every worker. Further downloads wait for a slot.
+WEB_DOWNLOAD_WORKERS = env_int("WEB_DOWNLOAD_WORKERS", max(Q_CLUSTER["workers"] - 1, 1))
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

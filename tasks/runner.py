@@ -34,6 +34,7 @@ from images.storage.writer import PendingWrite, WritePlan, write_file, write_ima
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
+from tasks import download_slots
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportFetchError, ImportURIRefused, open_import_uri
 
@@ -57,13 +58,26 @@ TAKEN_OVER = (
 
 def run_import(task_id: str) -> None:
     task = Task.objects.filter(pk=task_id).first()
-    if task is None or not task.claim():
-        return  # gone, or already run by an earlier delivery of the same job
+    if task is None:
+        return
+    if not download_slots.is_web_download(task):
+        if task.claim():  # else already run by an earlier delivery of the same job
+            _run_claimed(task)
+        return
+    if not download_slots.take_slot(task):
+        return  # waiting for a slot (woken when one frees), or already run
+    try:
+        _run_claimed(task, beat_also=download_slots.keep_waiting_alive)
+    finally:
+        download_slots.wake_next()
+
+
+def _run_claimed(task: Task, beat_also: Callable[[], None] | None = None) -> None:
     image = Image.objects.filter(pk=task.image_id, deleted=False).first()
     if image is None:
         task.finish(TaskStatus.FAILURE, "The image was deleted before its import started.")
         return
-    with Heartbeat(task):
+    with Heartbeat(task, beat_also):
         try:
             _run(task, image)
         except ImportFailed as failure:
@@ -111,7 +125,11 @@ def _download(task: Task, image: Image) -> StagedData:
     except (ImportURIRefused, ImportFetchError, OSError) as error:
         raise ImportFailed(f"Downloading {uri} failed: {error}") from error
     except GlanceError as error:
-        reason = error.message or error.extra_detail
+        if isinstance(error.__cause__, ImportFetchError):
+            # The writer words a failed read for an upload's client; the source's own words fit.
+            reason = str(error.__cause__)
+        else:
+            reason = error.message or error.extra_detail
         raise ImportFailed(f"Downloading {uri} failed: {reason}") from error
     _keep(task, image, pending)
     return staging.record_staged(image, pending.data)
@@ -381,8 +399,9 @@ class Heartbeat:
     """Beats the task's heartbeat from a side thread while the import runs, so long plugin
     steps (qemu-img, downloads) are never mistaken for a dead worker."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, beat_also: Callable[[], None] | None = None):
         self.task = task
+        self.beat_also = beat_also
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
@@ -402,5 +421,7 @@ class Heartbeat:
                 Task.objects.filter(pk=self.task.pk, status=TaskStatus.PROCESSING).update(
                     heartbeat_at=timezone.now()
                 )
+                if self.beat_also is not None:
+                    self.beat_also()
         finally:
             close_old_connections()
