@@ -17,6 +17,7 @@ On top of them we close the SSRF gaps Glance leaves open:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import re
@@ -349,12 +350,10 @@ class FetchClock:
 def _shut_down(sock: socket.socket | None) -> None:
     if sock is None:
         return
-    try:
-        # The plain socket's shutdown, also under TLS: SSLSocket's would touch the TLS state
-        # that the reading thread is using.
+    # The plain socket's shutdown, also under TLS: SSLSocket's would touch the TLS state that
+    # the reading thread is using. OSError: already closed.
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
 
 
 class ImportResponse:

@@ -149,9 +149,7 @@ def test_clean_data_in_a_container_need_not_match_disk_format(owner, make_image,
     assert_active(image, data, store_dir, virtual_size=None)
 
 
-def test_qcow2_declared_raw_is_415_when_raw_match_required(
-    owner, make_image, store_dir, settings
-):
+def test_qcow2_declared_raw_is_415_when_raw_match_required(owner, make_image, store_dir, settings):
     settings.REQUIRE_RAW_FORMAT_MATCH = True
     image = make_image(disk_format="raw", container_format="bare")
 
