@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from imageservice import glance_conf
+from imageservice import glance_conf, private_files
 from imageservice.config_syntax import ConfigSyntaxError, parse_dict, split_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,10 +98,13 @@ def env_bytes(name: str, default: int) -> int:
 
 INVALID_SETTINGS: dict[str, str] = {}
 
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR = private_files.private_directory(
+    Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+)
 
-SECRET_KEY = env_str("SECRET_KEY") or "imageservice-insecure-development-key-change-me"
+# Unset: generated once per installation and kept in DATA_DIR (0600). Nodes sharing sessions
+# (the console behind a load balancer) need the same value: set it on each of them.
+SECRET_KEY = env_str("SECRET_KEY") or private_files.installation_secret(DATA_DIR)
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 
@@ -164,6 +167,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        private_files.private_sqlite_database(Path(DATABASES["default"]["NAME"]))
     # WAL lets the API and the worker read while the other writes; the timeout rides out
     # short write locks instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -333,6 +338,10 @@ else:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Blanks configured secrets, URL credentials and token headers in every record.
+    "filters": {"redact_secrets": {"()": "imageservice.log_redaction.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

@@ -23,6 +23,7 @@ from images.storage.base import Readable, WrittenData
 from images.storage.filesystem import FileWrite
 from images.storage.inspection import SAFETY_FAILED, Detection
 from images.storage.writer import PendingWrite, WritePlan, stream_into
+from imageservice.private_files import PRIVATE_DIRECTORY
 
 WORK_DIR_PREFIX = ".work-"
 
@@ -52,7 +53,7 @@ def ensure_staging_root() -> str | None:
     """Create the root; return a problem description when it cannot be used."""
     try:
         root = staging_root()
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     except (ValueError, OSError) as error:
         return str(error)
     if not os.access(root, os.W_OK):
@@ -134,7 +135,7 @@ def discard_staged(image_id: str) -> int:
 def work_directory(task_id: str) -> Iterator[Path]:
     """A scratch directory for one import's plugins, removed when the import ends."""
     path = staging_root() / f"{WORK_DIR_PREFIX}{uuid.UUID(task_id)}"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     try:
         yield path
     finally:
