@@ -40,7 +40,8 @@ def tighten(path: Path, mode: int) -> None:
 def private_sqlite_database(path: Path) -> None:
     """Create the database file 0600 before SQLite does (SQLite gives its ``-wal`` and
     ``-shm`` files the database file's mode), and tighten existing ones."""
-    with contextlib.suppress(FileExistsError, FileNotFoundError):
+    # OSError: it exists, or it cannot be created here (SQLite and the checks will say why).
+    with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     for name in (path.name, *(path.name + suffix for suffix in SQLITE_COMPANIONS)):
         tighten(path.with_name(name), PRIVATE_FILE)

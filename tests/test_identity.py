@@ -147,16 +147,16 @@ def test_seed_demo_fixed_operator_password_replaces_the_generated_one(db, monkey
     assert User.objects.get(username="operator").check_password("chosen-by-the-operator")
 
 
-def test_seed_demo_sets_a_new_password_when_clouds_yaml_is_gone(db, settings):
+def test_seed_demo_keeps_a_password_the_operator_changed(db, settings):
     run("seed_demo")
-    (settings.DATA_DIR / "clouds.yaml").unlink()
+    run("set_password", "operator", "--password", "changed-in-between")
 
     out = run("seed_demo")
 
+    assert "DEMO_OPERATOR_PASSWORD unchanged (set with `manage.py set_password`" in out
+    assert User.objects.get(username="operator").check_password("changed-in-between")
     clouds = yaml.safe_load((settings.DATA_DIR / "clouds.yaml").read_text())["clouds"]
-    password = clouds["imageservice-admin"]["auth"]["password"]
-    assert f"DEMO_OPERATOR_PASSWORD={password}  (new: shown this once)" in out
-    assert User.objects.get(username="operator").check_password(password)
+    assert "password" not in clouds["imageservice-admin"]["auth"]
 
 
 def test_service_token_adds_service_credentials_for_policy(owner, settings, tmp_path):

@@ -65,7 +65,10 @@ class Command(BaseCommand):
         clouds = {}
         for account in DEMO_ACCOUNTS:
             user, password = self._seed(account, known.get(account.cloud))
-            clouds[account.cloud] = password_cloud(endpoint, user, password)
+            cloud = password_cloud(endpoint, user, password or "")
+            if password is None:
+                del cloud["auth"]["password"]  # the client asks for it
+            clouds[account.cloud] = cloud
         path = self._write_clouds(clouds_yaml(clouds))
         self.stdout.write(
             f"\nOperator console: {endpoint.rstrip('/')}/admin/ as operator, with "
@@ -76,7 +79,7 @@ class Command(BaseCommand):
             f"Try: OS_CLIENT_CONFIG_FILE={path} openstack --os-cloud imageservice-demo image list"
         )
 
-    def _seed(self, account: DemoAccount, known_password: str | None) -> tuple[User, str]:
+    def _seed(self, account: DemoAccount, known_password: str | None) -> tuple[User, str | None]:
         project, _ = ensure_project(account.project)
         user, created = ensure_user(account.username, project, account.roles)
         password, password_note = self._password(account, user, known_password)
@@ -90,16 +93,20 @@ class Command(BaseCommand):
         )
         return user, password
 
-    def _password(self, account: DemoAccount, user: User, known: str | None) -> tuple[str, str]:
+    def _password(
+        self, account: DemoAccount, user: User, known: str | None
+    ) -> tuple[str | None, str]:
         """The account's password and how to show it: a new one once, then never again."""
         fixed = os.environ.get(account.variable("PASSWORD"))
         if fixed:
             if not user.check_password(fixed):
                 set_password(user, fixed)
             return fixed, " as set in the environment"
-        if user.has_usable_password() and known and user.check_password(known):
-            # Resetting it at every start would lock out whoever logged in with it.
-            return known, " unchanged (in clouds.yaml)"
+        if user.has_usable_password():
+            # Resetting it at every start would undo the operator's own change of it.
+            if known and user.check_password(known):
+                return known, " unchanged (in clouds.yaml)"
+            return None, " unchanged (set with `manage.py set_password`, not in clouds.yaml)"
         password = secrets.token_urlsafe(12)
         set_password(user, password)
         return password, f"={password}  (new: shown this once)"
