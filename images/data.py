@@ -115,7 +115,8 @@ def _write(
         limit_error=error,
         expected_size=announced_size,
         disk_format=image.disk_format,
-        inspect=image.container_format == "bare",
+        container_format=image.container_format,
+        inspect=True,
         on_progress=UploadHeartbeat(image, attempt),
     )
     return write_image(store, image.id, attempt, body, plan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from images.models import Image, ImageMember, ImageProperty, ImageStatus, ImageTag, Visibility
+from images.protections import access_for
 from imageservice.errors import GlanceError
 from imageservice.paging import Page, keyset_page, parse_limit
 
@@ -89,7 +91,7 @@ def list_images(request: Request, is_admin: bool) -> Page:
     Raises ``GlanceError`` (400/403) for invalid parameters and markers, as Glance does.
     """
     params = request.query_params
-    query = parse_list_query(params)
+    query = parse_list_query(params, access_for(request).can_read)
     project_id = request.credentials.project_id
     queryset = listable_images(project_id, is_admin, query.visibility, query.member_status)
     queryset = queryset.filter(query.conditions).for_display()
@@ -102,7 +104,9 @@ def list_images(request: Request, is_admin: bool) -> Page:
 # --- request parsing ---------------------------------------------------------------------
 
 
-def parse_list_query(params: QueryDict) -> ListQuery:
+def parse_list_query(params: QueryDict, can_read: Callable[[str], bool]) -> ListQuery:
+    """``can_read`` says whether the caller may read a custom property (property protections):
+    a filter on one it may not read matches nothing, as if no image had it."""
     visibility = parse_visibility(params)
     if params.get("changes-since"):
         raise GlanceError(400, 'The "changes-since" filter is no longer available on v2.')
@@ -110,7 +114,7 @@ def parse_list_query(params: QueryDict) -> ListQuery:
     limit = parse_limit(params)
     order = parse_sort(params)
     conditions = hidden_condition(params) & protected_condition(params)
-    conditions &= tag_condition(params) & filter_conditions(params)
+    conditions &= tag_condition(params) & filter_conditions(params, can_read)
     return ListQuery(limit, params.get("marker"), order, visibility, member_status, conditions)
 
 
@@ -215,16 +219,16 @@ def tag_condition(params: QueryDict) -> Q:
     )
 
 
-def filter_conditions(params: QueryDict) -> Q:
+def filter_conditions(params: QueryDict, can_read: Callable[[str], bool]) -> Q:
     """Every remaining parameter narrows the list (AND); repeated filters use the last value."""
     conditions = Q()
     for key in params:
         if key not in CONTROL_PARAMS:
-            conditions &= filter_condition(key, params[key])
+            conditions &= filter_condition(key, params[key], can_read)
     return conditions
 
 
-def filter_condition(key: str, value: str) -> Q:
+def filter_condition(key: str, value: str, can_read: Callable[[str], bool]) -> Q:
     if key in OPERATOR_FIELDS:
         return operator_condition(key, value)
     if key in TIME_FIELDS:
@@ -233,6 +237,10 @@ def filter_condition(key: str, value: str) -> Q:
         return range_condition(key[:-4], key[-3:], value)
     if key in EQUALITY_FIELDS:
         return column_equality(key, value)
+    if not can_read(key):
+        # Glance filters on it all the same, so a caller could learn a protected value by
+        # guessing it: one filter per guess, the image listed when the guess is right.
+        return NOTHING
     rows = ImageProperty.objects.filter(
         ImageProperty.property_equals(key, value), image=OuterRef("pk")
     )

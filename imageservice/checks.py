@@ -22,7 +22,7 @@ def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
         for name, value in settings.INVALID_SETTINGS.items()
     ]
     errors += _check_data_dir() + _check_hashing() + _check_limits() + _check_glance_conf()
-    errors += _check_login_limits() + _check_keystone()
+    errors += _check_login_limits() + _check_keystone() + _check_web_download_limits()
     errors += _check_stores() + _check_staging()
     return errors
 
@@ -53,15 +53,49 @@ def _check_hashing() -> list[Error]:
 
 def _check_limits() -> list[Error]:
     names = ("LIMIT_PARAM_DEFAULT", "API_LIMIT_MAX", "IMAGE_PROPERTY_QUOTA", "IMAGE_TAG_QUOTA")
+    return _not_positive(names, "imageservice.E004", "Unset {name} to use Glance's default.")
+
+
+def _not_positive(names: tuple[str, ...], error_id: str, hint: str) -> list[Error]:
     return [
         Error(
             f"{name} must be positive (got {getattr(settings, name)}).",
-            hint=f"Unset {name} to use Glance's default.",
-            id="imageservice.E004",
+            hint=hint.format(name=name),
+            id=error_id,
         )
         for name in names
         if getattr(settings, name) <= 0
     ]
+
+
+def _check_web_download_limits() -> list[CheckMessage]:
+    positive = ("WEB_DOWNLOAD_DEADLINE", "WEB_DOWNLOAD_RATE_WINDOW", "WEB_DOWNLOAD_WORKERS")
+    problems: list[CheckMessage] = list(
+        _not_positive(
+            positive, "imageservice.E060", "Unset {name} for its default (docs/security.md)."
+        )
+    )
+    deadline, job_timeout = settings.WEB_DOWNLOAD_DEADLINE, settings.Q_CLUSTER["timeout"]
+    if deadline >= job_timeout:
+        problems.append(
+            Warning(
+                f"WEB_DOWNLOAD_DEADLINE ({deadline} s) is not below the job timeout Q_TIMEOUT "
+                f"({job_timeout} s).",
+                hint="The queue would kill a slow download before its deadline ends it cleanly.",
+                id="imageservice.W061",
+            )
+        )
+    slots, workers = settings.WEB_DOWNLOAD_WORKERS, settings.Q_CLUSTER["workers"]
+    if slots >= workers > 1:
+        problems.append(
+            Warning(
+                f"WEB_DOWNLOAD_WORKERS ({slots}) leaves none of the {workers} job workers free "
+                "of web-downloads.",
+                hint="Keep it below Q_WORKERS so glance-direct and copy-image never wait.",
+                id="imageservice.W062",
+            )
+        )
+    return problems
 
 
 def _check_login_limits() -> list[Error]:

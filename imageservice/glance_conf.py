@@ -31,6 +31,7 @@ FILE_OPTIONS: dict[str, tuple[str, str]] = {
     "ENABLED_IMPORT_METHODS": ("DEFAULT", "enabled_import_methods"),
     "DISK_FORMATS": ("image_format", "disk_formats"),
     "CONTAINER_FORMATS": ("image_format", "container_formats"),
+    "REQUIRE_IMAGE_FORMAT_MATCH": ("image_format", "require_image_format_match"),
     "TASK_TIME_TO_LIVE": ("task", "task_time_to_live"),
     "POLICY_FILE": ("oslo_policy", "policy_file"),
     "DEFAULT_BACKEND": ("glance_store", "default_backend"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from imageservice import glance_conf
+from imageservice import glance_conf, private_files
 from imageservice.config_syntax import ConfigSyntaxError, parse_dict, split_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,10 +98,13 @@ def env_bytes(name: str, default: int) -> int:
 
 INVALID_SETTINGS: dict[str, str] = {}
 
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR = private_files.private_directory(
+    Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+)
 
-SECRET_KEY = env_str("SECRET_KEY") or "imageservice-insecure-development-key-change-me"
+# Unset: generated once per installation and kept in DATA_DIR (0600). Nodes sharing sessions
+# (the console behind a load balancer) need the same value: set it on each of them.
+SECRET_KEY = env_str("SECRET_KEY") or private_files.installation_secret(DATA_DIR)
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 
@@ -164,6 +167,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        private_files.private_sqlite_database(Path(DATABASES["default"]["NAME"]))
     # WAL lets the API and the worker read while the other writes; the timeout rides out
     # short write locks instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -256,6 +261,8 @@ MAX_REQUEST_BODY_SIZE = env_bytes("MAX_REQUEST_BODY_SIZE", 16 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_SIZE
 USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
+# Beyond Glance: data declared raw must be raw (or an MBR/GPT disk, an ISO), not qcow2, vmdk, ….
+REQUIRE_RAW_FORMAT_MATCH = env_bool("REQUIRE_RAW_FORMAT_MATCH", False)
 # An upload silent this long (no heartbeat) is taken for dead and its image made uploadable.
 UPLOAD_STALE_SECONDS = env_int("UPLOAD_STALE_SECONDS", 300)
 SHOW_MULTIPLE_LOCATIONS = env_bool("SHOW_MULTIPLE_LOCATIONS")
@@ -298,6 +305,13 @@ IMPORT_DISALLOWED_HOSTS = env_list("IMPORT_DISALLOWED_HOSTS", [])
 IMPORT_ALLOWED_PORTS = env_list("IMPORT_ALLOWED_PORTS", ["80", "443"])
 IMPORT_DISALLOWED_PORTS = env_list("IMPORT_DISALLOWED_PORTS", [])
 WEB_DOWNLOAD_TIMEOUT = env_int("WEB_DOWNLOAD_TIMEOUT", 30)  # connect and read, seconds
+# A whole web-download fetch (redirects included) ends after WEB_DOWNLOAD_DEADLINE seconds, or
+# when fewer than WEB_DOWNLOAD_MIN_RATE bytes/s (0: no minimum) arrived over a rate window; a
+# project runs at most WEB_DOWNLOAD_PROJECT_LIMIT (0: no limit) at once (docs/security.md).
+WEB_DOWNLOAD_DEADLINE = env_int("WEB_DOWNLOAD_DEADLINE", 1800)
+WEB_DOWNLOAD_MIN_RATE = env_bytes("WEB_DOWNLOAD_MIN_RATE", 16 * 1024)
+WEB_DOWNLOAD_RATE_WINDOW = env_int("WEB_DOWNLOAD_RATE_WINDOW", 60)
+WEB_DOWNLOAD_PROJECT_LIMIT = env_int("WEB_DOWNLOAD_PROJECT_LIMIT", 2)
 
 # --- Job queue: ORM broker by default, Redis when REDIS_URL is set ---------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -313,6 +327,9 @@ Q_CLUSTER = {
     "poll": env_int("Q_POLL_MS", 50) / 1000,
     "label": "Jobs",
 }
+# Job workers that may run web-downloads at once; the others stay free for glance-direct and
+# copy-image, so slow sources never hold every worker. Further downloads wait for a slot.
+WEB_DOWNLOAD_WORKERS = env_int("WEB_DOWNLOAD_WORKERS", max(Q_CLUSTER["workers"] - 1, 1))
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -321,6 +338,10 @@ else:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Blanks configured secrets, URL credentials and token headers in every record.
+    "filters": {"redact_secrets": {"()": "imageservice.log_redaction.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

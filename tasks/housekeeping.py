@@ -32,6 +32,7 @@ from images.models import ImageStatus as Status
 from images.storage import staging
 from images.storage.stores import all_stores
 from imageservice.errors import GlanceError
+from tasks import download_slots
 from tasks.models import TERMINAL, Task, TaskStatus
 from tasks.runner import fail_import
 
@@ -133,6 +134,13 @@ def _fail_stale_tasks(report: Report, handled: set[str]) -> int:
     tasks = Task.objects.filter(deleted=False, status__in=UNFINISHED).order_by("created_at", "id")
     for task in tasks:
         if not task.is_stale():
+            continue
+        if task.status == TaskStatus.PENDING and task.message == download_slots.WAITING:
+            # Only waiting for a web-download slot, and whoever should have woken it is gone.
+            label = f"waiting web-download task {task.id} of image {task.image_id}"
+            report.did(f"Re-enqueued {label}", f"Would re-enqueue {label}")
+            if not report.dry_run:
+                download_slots.wake(task)
             continue
         silent_since = task.heartbeat_at or task.updated_at
         seconds = int((timezone.now() - silent_since).total_seconds())

@@ -34,6 +34,7 @@ from images.storage.writer import PendingWrite, WritePlan, write_file, write_ima
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
+from tasks import download_slots
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportFetchError, ImportURIRefused, open_import_uri
 
@@ -57,13 +58,26 @@ TAKEN_OVER = (
 
 def run_import(task_id: str) -> None:
     task = Task.objects.filter(pk=task_id).first()
-    if task is None or not task.claim():
-        return  # gone, or already run by an earlier delivery of the same job
+    if task is None:
+        return
+    if not download_slots.is_web_download(task):
+        if task.claim():  # else already run by an earlier delivery of the same job
+            _run_claimed(task)
+        return
+    if not download_slots.take_slot(task):
+        return  # waiting for a slot (woken when one frees), or already run
+    try:
+        _run_claimed(task, beat_also=download_slots.keep_waiting_alive)
+    finally:
+        download_slots.wake_next()
+
+
+def _run_claimed(task: Task, beat_also: Callable[[], None] | None = None) -> None:
     image = Image.objects.filter(pk=task.image_id, deleted=False).first()
     if image is None:
         task.finish(TaskStatus.FAILURE, "The image was deleted before its import started.")
         return
-    with Heartbeat(task):
+    with Heartbeat(task, beat_also):
         try:
             _run(task, image)
         except ImportFailed as failure:
@@ -111,7 +125,11 @@ def _download(task: Task, image: Image) -> StagedData:
     except (ImportURIRefused, ImportFetchError, OSError) as error:
         raise ImportFailed(f"Downloading {uri} failed: {error}") from error
     except GlanceError as error:
-        reason = error.message or error.extra_detail
+        if isinstance(error.__cause__, ImportFetchError):
+            # The writer words a failed read for an upload's client; the source's own words fit.
+            reason = str(error.__cause__)
+        else:
+            reason = error.message or error.extra_detail
         raise ImportFailed(f"Downloading {uri} failed: {reason}") from error
     _keep(task, image, pending)
     return staging.record_staged(image, pending.data)
@@ -130,7 +148,13 @@ def _keep(task: Task, image: Image, pending: PendingWrite) -> WrittenData:
 
 
 def _plan(
-    task: Task, total: int | None, *, inspect: bool, judge: bool, disk_format=None
+    task: Task,
+    total: int | None,
+    *,
+    inspect: bool,
+    judge: bool,
+    disk_format: str | None = None,
+    container_format: str | None = None,
 ) -> WritePlan:
     def progress(done: int) -> None:
         if done - progress.saved >= 16 * 1024 * 1024:
@@ -142,6 +166,7 @@ def _plan(
     return write_plan(
         expected_size=total,
         disk_format=disk_format,
+        container_format=container_format,
         inspect=inspect,
         judge_format=judge,
         on_progress=progress,
@@ -189,6 +214,8 @@ def _store_and_activate(
     known = stores.all_stores()
     first, *others = [known[name] for name in targets]
     image.disk_format = context.disk_format
+    # A plugin's output is judged as what it says it is (image_conversion makes it bare).
+    image.container_format = context.container_format
     if context.data_changed:
         written = _write_file_into(task, image, context.data_path, first)
     else:
@@ -210,22 +237,23 @@ def _place_staged_into(
     task: Task, image: Image, staged: StagedData, store: ImageStore
 ) -> WrittenData:
     """Zero-copy: the staged file becomes the store's data, its staging hashes reused."""
-    virtual_size = staged.virtual_size
-    if image.container_format == "bare":
-        detection = staging.staged_detection(staged)
-        try:
-            judged = verdict(
-                detection, image.disk_format or "", staged.size, settings.REQUIRE_IMAGE_FORMAT_MATCH
-            )
-        except GlanceError as refusal:
-            raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
-        virtual_size = judged.virtual_size
+    try:
+        judged = verdict(
+            staging.staged_detection(staged),
+            image.disk_format or "",
+            image.container_format or "",
+            staged.size,
+            require_match=settings.REQUIRE_IMAGE_FORMAT_MATCH,
+            require_raw_match=settings.REQUIRE_RAW_FORMAT_MATCH,
+        )
+    except GlanceError as refusal:
+        raise ImportFailed(refusal.extra_detail or str(refusal)) from refusal
     written = WrittenData(
         size=staged.size,
         checksum=staged.checksum,
         os_hash_algo=staged.os_hash_algo,
         os_hash_value=staged.os_hash_value,
-        virtual_size=virtual_size,
+        virtual_size=judged.virtual_size,
     )
     sink = store.place_file(image.id, staging.staging_path_for(image.id), _attempt(task))
     return _keep(task, image, PendingWrite(sink, written))
@@ -233,7 +261,14 @@ def _place_staged_into(
 
 def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
     """The plugins' output, judged against the (maybe converted) disk format."""
-    plan = _plan(task, path.stat().st_size, inspect=True, judge=True, disk_format=image.disk_format)
+    plan = _plan(
+        task,
+        path.stat().st_size,
+        inspect=True,
+        judge=True,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+    )
     return _keep(
         task, image, _write(lambda: write_file(store, image.id, _attempt(task), path, plan))
     )
@@ -300,7 +335,9 @@ def _activate_imported(
         written, first.id, first.url_for(image.id), source=ImageStatus.IMPORTING
     ):
         raise ImportFailed("The image was deleted or changed while it was being imported.")
-    Image.objects.filter(pk=image.pk).update(disk_format=context.disk_format)
+    Image.objects.filter(pk=image.pk).update(
+        disk_format=context.disk_format, container_format=context.container_format
+    )
 
 
 # --- copy-image ------------------------------------------------------------------------------
@@ -362,8 +399,9 @@ class Heartbeat:
     """Beats the task's heartbeat from a side thread while the import runs, so long plugin
     steps (qemu-img, downloads) are never mistaken for a dead worker."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, beat_also: Callable[[], None] | None = None):
         self.task = task
+        self.beat_also = beat_also
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
@@ -383,5 +421,7 @@ class Heartbeat:
                 Task.objects.filter(pk=self.task.pk, status=TaskStatus.PROCESSING).update(
                     heartbeat_at=timezone.now()
                 )
+                if self.beat_also is not None:
+                    self.beat_also()
         finally:
             close_old_connections()

@@ -8,8 +8,9 @@ chain and activates the image — or puts everything back into a state the user 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import require_image_policy
 from importplugins.chain import import_settings_snapshot
+from tasks import download_slots
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportURIRefused, validate_import_uri
 
@@ -192,21 +194,23 @@ def accept_import(
     """Create the task, take the lock and enqueue the job; None when there is nothing to do."""
     if not targets:
         return None  # copy-image to all stores that already hold the data: Glance's no-op 202
-    take_lock(image)
-    task = Task.objects.create(
-        type="api_image_import",
-        owner=credentials.project_id or "",
-        image_id=image.id,
-        user_id=credentials.user_id,
-        request_id=request_id,
-        input={
-            "image_id": image.id,
-            "import_req": dict(request.body),
-            "backend": targets,
-            "roles": sorted(credentials.roles),
-            "settings": import_settings_snapshot(),
-        },
-    )
+    project_id = credentials.project_id or ""
+    with _counted(request.method, project_id):
+        take_lock(image)
+        task = Task.objects.create(
+            type="api_image_import",
+            owner=project_id,
+            image_id=image.id,
+            user_id=credentials.user_id,
+            request_id=request_id,
+            input={
+                "image_id": image.id,
+                "import_req": dict(request.body),
+                "backend": targets,
+                "roles": sorted(credentials.roles),
+                "settings": import_settings_snapshot(),
+            },
+        )
     if not image.take_import_lock(task.id):
         task.finish(TaskStatus.FAILURE, "Another import took the image first.")
         raise GlanceError(
@@ -217,6 +221,18 @@ def accept_import(
     _mark_importing_to(image, targets)
     enqueue_import(task)
     return task
+
+
+@contextlib.contextmanager
+def _counted(method: str, project_id: str) -> Iterator[None]:
+    """For a web-download: refuse it over the project's limit, and record its task under the
+    same lock as the count, so two requests cannot both take the last place."""
+    if method != "web-download":
+        yield
+        return
+    with download_slots.serialised():
+        download_slots.check_project_limit(project_id)
+        yield
 
 
 def _mark_importing_to(image: Image, targets: list[str]) -> None:
@@ -247,24 +263,26 @@ def create_legacy_import_task(
         validate_import_uri(uri)
     except ImportURIRefused as refusal:
         raise GlanceError(400, f"Import from URI does not pass filtering: {refusal}") from refusal
-    image = _legacy_image(task_input, credentials)
+    project_id = credentials.project_id or ""
     request = ImportRequest(
         "web-download", uri, True, {"method": {"name": "web-download", "uri": uri}}
     )
-    task = Task.objects.create(
-        type="import",
-        owner=credentials.project_id or "",
-        image_id=image.id,
-        user_id=credentials.user_id,
-        request_id=request_id,
-        input={
-            **task_input,
-            "import_req": dict(request.body),
-            "backend": [stores.default_store().id],
-            "roles": sorted(credentials.roles),
-            "settings": import_settings_snapshot(),
-        },
-    )
+    with _counted(request.method, project_id):
+        image = _legacy_image(task_input, credentials)
+        task = Task.objects.create(
+            type="import",
+            owner=project_id,
+            image_id=image.id,
+            user_id=credentials.user_id,
+            request_id=request_id,
+            input={
+                **task_input,
+                "import_req": dict(request.body),
+                "backend": [stores.default_store().id],
+                "roles": sorted(credentials.roles),
+                "settings": import_settings_snapshot(),
+            },
+        )
     image.take_import_lock(task.id)
     _mark_importing_to(image, [stores.default_store().id])
     enqueue_import(task)

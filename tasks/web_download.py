@@ -10,16 +10,21 @@ On top of them we close the SSRF gaps Glance leaves open:
 * the fetcher connects to the very addresses that were checked instead of resolving again, which
   closes the DNS-rebinding window between check and connect;
 * the initial URL is re-checked at fetch time, every redirect target is checked before any
-  connection is made to it, and connect/read timeouts are always set.
+  connection is made to it, and connect/read timeouts are always set;
+* a whole fetch has a deadline and a minimum transfer rate (:class:`FetchClock`), so a source
+  trickling a byte a second cannot hold a job worker for the queue's hour-long timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import re
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import SplitResult, urljoin, urlsplit
@@ -271,6 +276,86 @@ def _host_set(values: list[str]) -> set[str]:
     return {normalise_host(value) or value for value in _lower_set(values)}
 
 
+class FetchClock:
+    """The overall deadline and the minimum transfer rate of one fetch, redirects included.
+
+    The rate is judged over each ``window`` seconds: fewer than ``min_rate × window`` bytes in
+    one ends the fetch. At the deadline a timer shuts the socket down, which also ends a read
+    blocked in the headers, where no check of ours runs.
+    """
+
+    def __init__(self, url: str, deadline: float, min_rate: int, window: float) -> None:
+        self.url = url
+        self.seconds = deadline
+        self.min_rate = min_rate
+        self.window = window
+        now = time.monotonic()
+        self.deadline = now + deadline
+        self.window_start, self.window_bytes = now, 0
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(deadline, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @classmethod
+    def from_settings(cls, url: str) -> FetchClock:
+        return cls(
+            url,
+            settings.WEB_DOWNLOAD_DEADLINE,
+            settings.WEB_DOWNLOAD_MIN_RATE,
+            settings.WEB_DOWNLOAD_RATE_WINDOW,
+        )
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._socket = sock
+            if self.expired:
+                _shut_down(sock)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            _shut_down(self._socket)
+
+    def check(self) -> None:
+        if self.expired or time.monotonic() >= self.deadline:
+            raise self.overdue()
+
+    def overdue(self) -> ImportFetchError:
+        return ImportFetchError(
+            f"Fetching {self.url} took longer than the {self.seconds:g} seconds allowed for a "
+            "web-download"
+        )
+
+    def count(self, received: int) -> None:
+        self.check()
+        self.window_bytes += received
+        elapsed = time.monotonic() - self.window_start
+        if not self.min_rate or elapsed < self.window:
+            return
+        if self.window_bytes < self.min_rate * elapsed:
+            raise ImportFetchError(
+                f"Fetching {self.url} was too slow: {self.window_bytes} bytes in the last "
+                f"{elapsed:.0f} seconds, below the minimum of {self.min_rate} bytes per second "
+                "for a web-download"
+            )
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+
+def _shut_down(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    # The plain socket's shutdown, also under TLS: SSLSocket's would touch the TLS state that
+    # the reading thread is using. OSError: already closed.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class ImportResponse:
     """The body of a fetched image, read in chunks; closes its connection when done."""
 
@@ -279,20 +364,27 @@ class ImportResponse:
         url: str,
         connection: http.client.HTTPConnection,
         response: http.client.HTTPResponse,
+        clock: FetchClock,
     ) -> None:
         self.url = url
         self.status = response.status
         self.content_length = _content_length(response)
         self._connection = connection
         self._response = response
+        self._clock = clock
         self._received = 0
 
     def read(self, n: int = 65536) -> bytes:
         """Up to ``n`` bytes; b"" at the end. A body shorter than Content-Length is an error."""
-        try:
-            chunk = self._response.read(n)
-        except (OSError, http.client.HTTPException) as exc:
-            raise ImportFetchError(f"Error reading from {self.url}: {exc}") from exc
+        chunk = bytearray()
+        # read1 returns what one receive brought: between two of them the deadline and the
+        # rate are checked, where read(n) would wait for n bytes however slowly they came.
+        while len(chunk) < n:
+            part = self._read1(n - len(chunk))
+            self._clock.count(len(part))
+            if not part:
+                break
+            chunk += part
         self._received += len(chunk)
         # http.client returns b"" rather than failing when the peer closes early.
         if not chunk and self.content_length is not None and self._received < self.content_length:
@@ -300,9 +392,17 @@ class ImportResponse:
                 f"Connection to {self.url} closed after {self._received} of "
                 f"{self.content_length} bytes"
             )
-        return chunk
+        return bytes(chunk)
+
+    def _read1(self, n: int) -> bytes:
+        try:
+            return self._response.read1(n)
+        except (OSError, http.client.HTTPException) as exc:
+            self._clock.check()  # a socket shut at the deadline reads as a reset connection
+            raise ImportFetchError(f"Error reading from {self.url}: {exc}") from exc
 
     def close(self) -> None:
+        self._clock.stop()
         self._response.close()
         self._connection.close()
 
@@ -342,15 +442,20 @@ def open_import_uri(
     """
     timeout = settings.WEB_DOWNLOAD_TIMEOUT if timeout is None else timeout
     context = ssl_context or ssl.create_default_context()
-    target = _checked_fetch_target(uri, redirected=False)
-    for _hop in range(max_redirects + 1):
-        connection, response = _get(target, timeout, context)
-        location = response.getheader("Location")
-        if response.status not in REDIRECT_STATUSES or not location:
-            return _final_response(target.url, connection, response)
-        _discard(connection, response)
-        target = _checked_fetch_target(urljoin(target.url, location.strip()), redirected=True)
-    raise ImportFetchError(f"Too many redirects (more than {max_redirects}) fetching {uri}")
+    clock = FetchClock.from_settings(uri)
+    try:
+        target = _checked_fetch_target(uri, redirected=False)
+        for _hop in range(max_redirects + 1):
+            connection, response = _get(target, timeout, context, clock)
+            location = response.getheader("Location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                return _final_response(target.url, connection, response, clock)
+            _discard(connection, response)
+            target = _checked_fetch_target(urljoin(target.url, location.strip()), redirected=True)
+        raise ImportFetchError(f"Too many redirects (more than {max_redirects}) fetching {uri}")
+    except BaseException:
+        clock.stop()
+        raise
 
 
 def _checked_fetch_target(url: str, *, redirected: bool) -> CheckedURI:
@@ -367,10 +472,13 @@ def _checked_fetch_target(url: str, *, redirected: bool) -> CheckedURI:
 
 
 def _final_response(
-    url: str, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
+    url: str,
+    connection: http.client.HTTPConnection,
+    response: http.client.HTTPResponse,
+    clock: FetchClock,
 ) -> ImportResponse:
     if 200 <= response.status < 300:
-        return ImportResponse(url, connection, response)
+        return ImportResponse(url, connection, response, clock)
     _discard(connection, response)
     raise ImportFetchError(
         f"Fetching {url} failed: HTTP {response.status} {response.reason}", status=response.status
@@ -385,14 +493,17 @@ def _discard(connection: http.client.HTTPConnection, response: http.client.HTTPR
 
 
 def _get(
-    target: CheckedURI, timeout: float, context: ssl.SSLContext
+    target: CheckedURI, timeout: float, context: ssl.SSLContext, clock: FetchClock
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    clock.check()
     connection = _connect(target, timeout, context)
+    clock.watch(connection.sock)
     try:
         connection.request("GET", target.request_target, headers={"User-Agent": USER_AGENT})
         return connection, connection.getresponse()
     except (OSError, http.client.HTTPException) as exc:
         connection.close()
+        clock.check()
         raise ImportFetchError(f"Error fetching {target.url}: {_describe(exc)}") from exc
 
 

@@ -122,3 +122,24 @@ def vmdk_monolithic_sparse(capacity_sectors: int, *, extent_file: str) -> bytes:
 def raw(length: int = 4 * SECTOR) -> bytes:
     """Bytes no inspector claims: a repeating 0..250 ramp (no magic, no MBR boot signature)."""
     return bytes(index % 251 for index in range(length))
+
+
+# --- MBR-partitioned raw disk ------------------------------------------------------------------
+
+MBR_PARTITION_TABLE = 446
+MBR_LINUX_PARTITION = 0x83
+
+
+def mbr_disk(length: int = 4 * SECTOR) -> bytes:
+    """A raw disk with a classic MBR: one Linux partition from LBA 1 and the boot signature.
+
+    The format inspector calls any MBR ``gpt``; its safety checks pass for this one.
+    """
+    image = bytearray(raw(length))
+    image[MBR_PARTITION_TABLE : MBR_PARTITION_TABLE + 64] = bytes(64)
+    entry = struct.pack(
+        "<B3BB3BII", 0x00, 0, 2, 0, MBR_LINUX_PARTITION, 0, 0, 0, 1, length // SECTOR - 1
+    )
+    image[MBR_PARTITION_TABLE : MBR_PARTITION_TABLE + 16] = entry
+    image[510:512] = b"\x55\xaa"
+    return bytes(image)

@@ -59,3 +59,20 @@ def test_policy_file_with_unknown_rule_stops_start_up(settings, tmp_path):
 
     with pytest.raises(SystemCheckError, match=r"imageservice\.E010"):
         call_command("check")
+
+
+def test_web_download_limits_must_be_positive_and_leave_a_worker_free(settings):
+    settings.WEB_DOWNLOAD_DEADLINE = 0
+    settings.WEB_DOWNLOAD_WORKERS = 2
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 2, "timeout": 3600}
+
+    found = check_settings()
+
+    assert ids(found) == ["imageservice.E060", "imageservice.W062"]
+    assert found[0].msg == "WEB_DOWNLOAD_DEADLINE must be positive (got 0)."
+
+
+def test_web_download_deadline_beyond_the_job_timeout_is_a_warning(settings):
+    settings.WEB_DOWNLOAD_DEADLINE = 4000
+
+    assert ids(check_settings()) == ["imageservice.W061"]

@@ -6,11 +6,13 @@ The disk images are crafted by ``tests/disk_images.py``; Glance answers refusals
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from images.models import ImageLocation
+from tasks.models import Task
 from tests import disk_images
 from tests.support import JSON, reloaded
 
@@ -111,14 +113,65 @@ def test_raw_data_for_uninspectable_format_has_no_virtual_size(owner, make_image
     assert_active(image, data, store_dir, virtual_size=None)
 
 
-def test_non_bare_container_is_not_inspected(owner, make_image, store_dir):
-    image = make_image(disk_format="qcow2", container_format="ovf")
-    data = disk_images.qcow2(GIB, backing_file=BACKING_FILE)
+@pytest.mark.parametrize("container_format", ["ovf", "ova", "docker", "compressed", "ami"])
+def test_qcow2_with_backing_file_in_any_container_is_415(
+    owner, make_image, store_dir, container_format
+):
+    # Glance inspects only bare images: this upload becomes active there.
+    image = make_image(disk_format="qcow2", container_format=container_format)
+
+    response = upload(owner.client(), image, disk_images.qcow2(GIB, backing_file=BACKING_FILE))
+
+    assert response.status_code == 415
+    assert refusal_detail(response) == "Image failed safety checks: backing_file"
+    assert_refused(image, store_dir)
+
+
+def test_vmdk_with_absolute_extent_in_ova_is_415(owner, make_image, store_dir):
+    image = make_image(disk_format="vmdk", container_format="ova")
+    data = disk_images.vmdk_monolithic_sparse(4096, extent_file="/etc/shadow")
+
+    response = upload(owner.client(), image, data)
+
+    assert response.status_code == 415
+    assert refusal_detail(response) == "Image failed safety checks: descriptor"
+    assert_refused(image, store_dir)
+
+
+def test_clean_data_in_a_container_need_not_match_disk_format(owner, make_image, store_dir):
+    # An OVA is a tar holding the disk: the inspector sees the wrapper, not the vmdk.
+    image = make_image(disk_format="vmdk", container_format="ova")
+    data = disk_images.raw()
 
     response = upload(owner.client(), image, data)
 
     assert response.status_code == 204
     assert_active(image, data, store_dir, virtual_size=None)
+
+
+def test_qcow2_declared_raw_is_415_when_raw_match_required(owner, make_image, store_dir, settings):
+    settings.REQUIRE_RAW_FORMAT_MATCH = True
+    image = make_image(disk_format="raw", container_format="bare")
+
+    response = upload(owner.client(), image, disk_images.qcow2(GIB))
+
+    assert response.status_code == 415
+    assert refusal_detail(response) == "Image disk_format raw does not match stream data qcow2"
+    assert_refused(image, store_dir)
+
+
+def test_partitioned_raw_disk_declared_raw_passes_when_raw_match_required(
+    owner, make_image, store_dir, settings
+):
+    # The inspector calls any MBR disk "gpt": its bytes are the disk all the same.
+    settings.REQUIRE_RAW_FORMAT_MATCH = True
+    image = make_image(disk_format="raw", container_format="bare")
+    data = disk_images.mbr_disk()
+
+    response = upload(owner.client(), image, data)
+
+    assert response.status_code == 204
+    assert_active(image, data, store_dir, virtual_size=len(data))
 
 
 def test_mismatch_allowed_when_format_match_not_required(owner, make_image, store_dir, settings):
@@ -220,3 +273,70 @@ def test_refused_image_can_be_uploaded_again(owner, make_image, store_dir):
 
     assert response.status_code == 204
     assert_active(image, data, store_dir, virtual_size=GIB)
+
+
+# --- staged and imported data ------------------------------------------------------------------
+
+
+def stage_and_import(persona, image, data):
+    client = persona.client()
+    staged = client.put(
+        f"/v2/images/{image.id}/stage", data=data, content_type=OCTET, HTTP_ACCEPT=JSON
+    )
+    assert staged.status_code == 204
+    return client.post(
+        f"/v2/images/{image.id}/import",
+        data=json.dumps({"method": {"name": "glance-direct"}}),
+        content_type="application/json",
+        HTTP_ACCEPT=JSON,
+    )
+
+
+def test_staged_qcow2_with_backing_file_in_ovf_fails_its_import(
+    owner, make_image, store_dir, data_dir
+):
+    image = make_image(disk_format="qcow2", container_format="ovf")
+    data = disk_images.qcow2(GIB, backing_file=BACKING_FILE)
+
+    response = stage_and_import(owner, image, data)
+
+    assert response.status_code == 202
+    task = Task.objects.get(image_id=image.id)
+    assert (task.status, task.message) == ("failure", "Image failed safety checks: backing_file")
+    assert reloaded(image).status == "uploading"
+    assert (data_dir / "staging" / image.id).read_bytes() == data
+    assert files_in(store_dir) == []
+
+
+def test_staged_header_smuggling_with_backing_file_fails_without_format_match(
+    owner, make_image, store_dir, settings
+):
+    # qcow2 header + MBR boot signature: two formats match, one of them unsafe.
+    settings.REQUIRE_IMAGE_FORMAT_MATCH = False
+    image = make_image(disk_format="raw", container_format="bare")
+    data = bytearray(disk_images.qcow2(GIB, backing_file=BACKING_FILE))
+    data[510:512] = disk_images.mbr_disk()[510:512]
+    data[446:462] = disk_images.mbr_disk()[446:462]
+
+    response = stage_and_import(owner, image, bytes(data))
+
+    assert response.status_code == 202
+    task = Task.objects.get(image_id=image.id)
+    assert (task.status, task.message) == ("failure", "Image failed safety checks: backing_file")
+    assert files_in(store_dir) == []
+
+
+def test_staged_qcow2_declared_raw_fails_import_when_raw_match_required(
+    owner, make_image, store_dir, settings
+):
+    settings.REQUIRE_RAW_FORMAT_MATCH = True
+    image = make_image(disk_format="raw", container_format="bare")
+
+    stage_and_import(owner, image, disk_images.qcow2(GIB))
+
+    task = Task.objects.get(image_id=image.id)
+    assert (task.status, task.message) == (
+        "failure",
+        "Image disk_format raw does not match stream data qcow2",
+    )
+    assert reloaded(image).status == "uploading"

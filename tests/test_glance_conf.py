@@ -150,3 +150,17 @@ def test_unsupported_store_type_is_a_start_up_error_and_check_stores_fails(conf_
         stores.stdout
     )
     assert "1 of 3 store(s) cannot be used." in stores.stderr
+
+
+def test_require_image_format_match_comes_from_the_image_format_section(tmp_path):
+    path = tmp_path / "glance-api.conf"
+    path.write_text("[image_format]\nrequire_image_format_match = False\n")
+    env = {"GLANCE_API_CONF": str(path), "DATA_DIR": str(tmp_path / "data")}
+
+    from_file = printed_settings(["REQUIRE_IMAGE_FORMAT_MATCH"], env)
+    overridden = printed_settings(
+        ["REQUIRE_IMAGE_FORMAT_MATCH"], {**env, "REQUIRE_IMAGE_FORMAT_MATCH": "true"}
+    )
+    default = printed_settings(["REQUIRE_IMAGE_FORMAT_MATCH"], {"DATA_DIR": env["DATA_DIR"]})
+
+    assert (from_file, overridden, default) == (["False"], ["True"], ["True"])

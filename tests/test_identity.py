@@ -105,7 +105,8 @@ def test_seed_demo_is_idempotent_and_honours_fixed_tokens(db, monkeypatch):
     first = run("seed_demo")
     second = run("seed_demo")
 
-    assert "DEMO_USER_TOKEN=fixed-user-token" in first and "[exists]" in second
+    assert "DEMO_USER_TOKEN as set in the environment" in first and "[exists]" in second
+    assert "fixed-user-token" not in first + second
     assert User.objects.filter(username__in=["operator", "user", "other"]).count() == 3
     assert set(Project.objects.values_list("name", flat=True)) == {"admin", "demo", "other"}
     operator = User.objects.get(username="operator")
@@ -114,6 +115,48 @@ def test_seed_demo_is_idempotent_and_honours_fixed_tokens(db, monkeypatch):
     assert ApiToken.objects.filter(digest=hash_token("fixed-user-token")).count() == 1
     response = APIClient(HTTP_X_AUTH_TOKEN="fixed-user-token").get("/v2/images")
     assert response.status_code == 200
+
+
+def test_seed_demo_sets_a_password_once_and_prints_it_once(db, settings):
+    first = run("seed_demo")
+    operator = User.objects.get(username="operator")
+    clouds = yaml.safe_load((settings.DATA_DIR / "clouds.yaml").read_text())["clouds"]
+    password = clouds["imageservice-admin"]["auth"]["password"]
+    token = ApiToken.objects.get(user=operator, description="seed_demo")
+
+    second = run("seed_demo")
+
+    assert f"DEMO_OPERATOR_PASSWORD={password}  (new: shown this once)" in first
+    assert password not in second
+    assert "DEMO_OPERATOR_PASSWORD unchanged (in clouds.yaml)" in second
+    assert User.objects.get(username="operator").check_password(password)
+    again = yaml.safe_load((settings.DATA_DIR / "clouds.yaml").read_text())["clouds"]
+    assert again["imageservice-admin"]["auth"]["password"] == password
+    # One token per account, issued and printed at the first run only.
+    assert list(ApiToken.objects.filter(user=operator)) == [token]
+    assert "DEMO_OPERATOR_TOKEN=" in first and "DEMO_OPERATOR_TOKEN=" not in second
+
+
+def test_seed_demo_fixed_operator_password_replaces_the_generated_one(db, monkeypatch):
+    run("seed_demo")
+    monkeypatch.setenv("DEMO_OPERATOR_PASSWORD", "chosen-by-the-operator")
+
+    out = run("seed_demo")
+
+    assert "DEMO_OPERATOR_PASSWORD as set in the environment" in out
+    assert User.objects.get(username="operator").check_password("chosen-by-the-operator")
+
+
+def test_seed_demo_keeps_a_password_the_operator_changed(db, settings):
+    run("seed_demo")
+    run("set_password", "operator", "--password", "changed-in-between")
+
+    out = run("seed_demo")
+
+    assert "DEMO_OPERATOR_PASSWORD unchanged (set with `manage.py set_password`" in out
+    assert User.objects.get(username="operator").check_password("changed-in-between")
+    clouds = yaml.safe_load((settings.DATA_DIR / "clouds.yaml").read_text())["clouds"]
+    assert "password" not in clouds["imageservice-admin"]["auth"]
 
 
 def test_service_token_adds_service_credentials_for_policy(owner, settings, tmp_path):
@@ -174,8 +217,8 @@ def test_seed_demo_sets_passwords_and_writes_a_password_clouds_yaml(db, monkeypa
     path = settings.DATA_DIR / "clouds.yaml"
     clouds = yaml.safe_load(path.read_text())["clouds"]
     assert path.stat().st_mode & 0o777 == 0o600
-    assert path.read_text() in out
-    assert "DEMO_USER_PASSWORD=fixed-user-password" in out
+    assert "DEMO_USER_PASSWORD as set in the environment" in out
+    assert "fixed-user-password" not in out
     assert clouds["imageservice-demo"] == {
         "auth_type": "password",
         "auth": {
@@ -192,7 +235,7 @@ def test_seed_demo_sets_passwords_and_writes_a_password_clouds_yaml(db, monkeypa
     }
     assert set(clouds) == {"imageservice-demo", "imageservice-other", "imageservice-admin"}
     other_password = clouds["imageservice-other"]["auth"]["password"]
-    assert f"DEMO_OTHER_PASSWORD={other_password}" in out
+    assert f"DEMO_OTHER_PASSWORD={other_password}  (new: shown this once)" in out
     assert User.objects.get(username="user").check_password("fixed-user-password")
     assert User.objects.get(username="other").check_password(other_password)
     operator = User.objects.get(username="operator")

@@ -186,6 +186,25 @@ def test_list_omits_properties_the_caller_may_not_read(protected, owner, admin, 
     assert [body["writeonly_token"] for body in theirs] == ["secret"]
 
 
+def test_list_filter_on_a_property_the_caller_may_not_read_matches_nothing(
+    protected, owner, admin, image
+):
+    # Otherwise one filter per guess would reveal the value the caller may not read.
+    guessed = owner.client().get("/v2/images?writeonly_token=secret")
+    wrong = owner.client().get("/v2/images?writeonly_token=other")
+    by_admin = admin.client().get("/v2/images?writeonly_token=secret")
+
+    assert (guessed.status_code, guessed.json()["images"]) == (200, [])
+    assert wrong.json()["images"] == []
+    assert [body["id"] for body in by_admin.json()["images"]] == [image.id]
+
+
+def test_list_filter_on_a_readable_property_still_matches(protected, owner, image):
+    response = owner.client().get("/v2/images?x_flavour=large")
+
+    assert [body["id"] for body in response.json()["images"]] == [image.id]
+
+
 def test_os_glance_properties_stay_readable_when_no_section_matches(protected, owner, make_image):
     image = make_image(properties={"os_glance_failed_import": "", "my_os_glance_note": "n"})
 

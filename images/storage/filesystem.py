@@ -17,6 +17,7 @@ from images.storage.base import (
     data_missing,
     store_weight,
 )
+from imageservice.private_files import PRIVATE_DIRECTORY, PRIVATE_FILE
 
 # Written bytes are flushed to disk and dropped from the page cache every FLUSH_EVERY bytes.
 # Filling fresh page-cache pages cost more CPU than hashing on the benchmark machine; reusing
@@ -30,12 +31,13 @@ class FileWrite(StoreWrite):
 
     def __init__(self, destination: Path, temporary: Path, *, filled: bool = False):
         """``filled``: ``temporary`` already holds the data, flushed (``place_file``)."""
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
         self.destination = destination
         self.temporary = temporary
         self.fd: int | None = None
         if not filled:
-            self.fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            # Image data is readable by the service user only (docs/security.md).
+            self.fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
         self.written = 0
         self.flushed = 0
 
@@ -100,13 +102,14 @@ class FilesystemStore(ImageStore):
     def place_file(self, image_id: str, path: Path, attempt: str) -> FileWrite:
         # A hard link moves no bytes; the source name stays, so a later failure keeps the data
         # staged. Across filesystems the bytes are copied and flushed before the rename.
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
         temporary = self.temporary_path_for(image_id, attempt)
         temporary.unlink(missing_ok=True)
         if os.stat(path).st_dev == os.stat(self.directory).st_dev:
             os.link(path, temporary)
         else:
             shutil.copyfile(path, temporary)
+            temporary.chmod(PRIVATE_FILE)
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
         return FileWrite(self.path_for(image_id), temporary, filled=True)
@@ -143,7 +146,7 @@ class FilesystemStore(ImageStore):
 
     def prepare(self) -> str | None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
         except OSError as error:
             return f"{self.id}: {error}"
         if not os.access(self.directory, os.W_OK):

@@ -21,8 +21,9 @@ from django.conf import settings
 from images.models import Image, ImageStatus, StagedData
 from images.storage.base import Readable, WrittenData
 from images.storage.filesystem import FileWrite
-from images.storage.inspection import Detection
+from images.storage.inspection import SAFETY_FAILED, Detection
 from images.storage.writer import PendingWrite, WritePlan, stream_into
+from imageservice.private_files import PRIVATE_DIRECTORY
 
 WORK_DIR_PREFIX = ".work-"
 
@@ -52,7 +53,7 @@ def ensure_staging_root() -> str | None:
     """Create the root; return a problem description when it cannot be used."""
     try:
         root = staging_root()
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     except (ValueError, OSError) as error:
         return str(error)
     if not os.access(root, os.W_OK):
@@ -92,7 +93,8 @@ def record_staged(image: Image, written: WrittenData) -> StagedData:
             "os_hash_value": written.os_hash_value,
             "detected_format": detection.name,
             "virtual_size": detection.virtual_size,
-            "format_problem": detection.ambiguity or detection.safety_problem,
+            # A safety failure refuses whatever the settings, so it wins over an ambiguity.
+            "format_problem": detection.safety_problem or detection.ambiguity,
         },
     )
     return staged
@@ -100,11 +102,13 @@ def record_staged(image: Image, written: WrittenData) -> StagedData:
 
 def staged_detection(staged: StagedData) -> Detection:
     """What the inspector saw while the data was staged, to judge it without reading again."""
+    problem = staged.format_problem
+    unsafe = problem.startswith(SAFETY_FAILED)
     return Detection(
         name=staged.detected_format,
         virtual_size=staged.virtual_size,
-        ambiguity=staged.format_problem if not staged.detected_format else "",
-        safety_problem=staged.format_problem if staged.detected_format else "",
+        ambiguity=problem if not unsafe else "",
+        safety_problem=problem if unsafe else "",
     )
 
 
@@ -131,7 +135,7 @@ def discard_staged(image_id: str) -> int:
 def work_directory(task_id: str) -> Iterator[Path]:
     """A scratch directory for one import's plugins, removed when the import ends."""
     path = staging_root() / f"{WORK_DIR_PREFIX}{uuid.UUID(task_id)}"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     try:
         yield path
     finally:

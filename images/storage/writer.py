@@ -37,10 +37,12 @@ class WritePlan:
     limit_error: Callable[[int], GlanceError]
     expected_size: int | None = None
     disk_format: str | None = None
+    container_format: str | None = None
     inspect: bool = False
     # Staging records what it detected instead of judging it: disk_format may come later.
     judge_format: bool = True
     require_format_match: bool = True
+    require_raw_format_match: bool = False
     on_progress: Callable[[int], None] | None = None
 
 
@@ -56,6 +58,7 @@ def write_plan(**choices) -> WritePlan:
         "byte_limit": settings.IMAGE_SIZE_CAP,
         "limit_error": image_too_large,
         "require_format_match": settings.REQUIRE_IMAGE_FORMAT_MATCH,
+        "require_raw_format_match": settings.REQUIRE_RAW_FORMAT_MATCH,
     }
     return WritePlan(**{**defaults, **choices})
 
@@ -203,4 +206,12 @@ def _detect(wrapper: format_inspector.InspectWrapper | None) -> Detection | None
 def _judge(detection: Detection | None, plan: WritePlan, size: int) -> int | None:
     if detection is None or not plan.judge_format:
         return None
-    return verdict(detection, plan.disk_format or "", size, plan.require_format_match).virtual_size
+    judged = verdict(
+        detection,
+        plan.disk_format or "",
+        plan.container_format or "",
+        size,
+        require_match=plan.require_format_match,
+        require_raw_match=plan.require_raw_format_match,
+    )
+    return judged.virtual_size

@@ -1,10 +1,10 @@
 """A real server for the client tests: gunicorn on loopback, as ``make run`` serves it.
 
 The server gets its own database, never pytest-django's: a fresh SQLite file under a temporary
-DATA_DIR, or, when ``DATABASE_URL`` points at PostgreSQL, a database called ``imageservice_live``
-on that server, created at session start and dropped at the end. The demo accounts come from
-``manage.py seed_demo`` with fixed tokens and passwords, and its clouds.yaml
-(``LiveService.clouds_file``) logs them in through the embedded Keystone:
+DATA_DIR, or, when ``DATABASE_URL`` points at PostgreSQL, a database called ``<db>_live`` on that
+server (``<db>`` the one ``DATABASE_URL`` names), created at session start and dropped at the
+end. The demo accounts come from ``manage.py seed_demo`` with fixed tokens and passwords, and
+its clouds.yaml (``LiveService.clouds_file``) logs them in through the embedded Keystone:
 
 operator  project "admin", roles admin, member, reader
 user      project "demo", roles member, reader: owns the images the tests create
@@ -39,7 +39,15 @@ import psycopg
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LIVE_DATABASE_NAME = "imageservice_live"
+
+
+def live_database_name(database_url: str) -> str:
+    """``<db>_live`` beside the database of ``DATABASE_URL``, as Django's ``test_<db>``: runs
+    against different databases of one server never drop each other's live database."""
+    name = urlsplit(database_url).path.lstrip("/") or "imageservice"
+    return f"{name}_live"
+
+
 DEMO_TOKENS = {
     "operator": ("DEMO_OPERATOR_TOKEN", "live-operator-token"),
     "user": ("DEMO_USER_TOKEN", "live-user-token"),
@@ -261,7 +269,8 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
     database_url = os.environ.get("DATABASE_URL", "")
     uses_postgres = database_url.startswith(("postgres://", "postgresql://"))
     if uses_postgres:
-        env["DATABASE_URL"] = recreate_postgres_database(database_url, LIVE_DATABASE_NAME)
+        live_database = live_database_name(database_url)
+        env["DATABASE_URL"] = recreate_postgres_database(database_url, live_database)
     else:
         env.pop("DATABASE_URL", None)
 
@@ -303,7 +312,7 @@ def live_service(tmp_path_factory) -> Iterator[LiveService]:
         if server is not None:
             stop(server)
         if uses_postgres:
-            recreate_postgres_database(database_url, LIVE_DATABASE_NAME, drop_only=True)
+            recreate_postgres_database(database_url, live_database, drop_only=True)
 
 
 @pytest.fixture(scope="session")
