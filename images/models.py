@@ -240,7 +240,8 @@ class Image(models.Model):
         (or, with ``attempt``, is no longer written by it)."""
         fields = {
             "size": data.size,
-            "virtual_size": data.virtual_size,
+            # Glance leaves an image without data (0 bytes) with no virtual size, not 0.
+            "virtual_size": data.virtual_size or None,
             "checksum": data.checksum,
             "os_hash_algo": data.os_hash_algo,
             "os_hash_value": data.os_hash_value,

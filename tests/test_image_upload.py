@@ -450,3 +450,13 @@ def test_reupload_after_refusal_succeeds(owner, image, store_dir):
     assert response.status_code == 204
     assert reloaded(image).status == "active"
     assert (store_dir / image.id).read_bytes() == ALPHABET
+
+
+def test_upload_of_no_bytes_is_active_with_no_virtual_size(owner, image):
+    # Django's test client sends no Content-Length for an empty body; a real client does.
+    response = upload(owner.client(), image.id, data=b"", CONTENT_LENGTH="0")
+
+    assert response.status_code == 204
+    shown = owner.client().get(f"/v2/images/{image.id}", HTTP_ACCEPT=JSON).json()
+    assert (shown["status"], shown["size"], shown["virtual_size"]) == ("active", 0, None)
+    assert shown["checksum"] == hashlib.md5(b"").hexdigest()
