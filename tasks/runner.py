@@ -195,7 +195,7 @@ def _store_and_activate(
         written = _place_staged_into(task, image, staged, first)
     _store_done(image, first.id)
     for store in others:
-        _copy_into(task, image, first, written.size, store)
+        _copy_into(task, image, first, written, store)
         _store_done(image, store.id)
     _activate(task, image, written, [first, *others], context)
 
@@ -240,10 +240,17 @@ def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) ->
 
 
 def _copy_into(
-    task: Task, image: Image, source: ImageStore, size: int, store: ImageStore
+    task: Task, image: Image, source: ImageStore, written: WrittenData, store: ImageStore
 ) -> WrittenData:
-    """Another copy of data already judged and active in ``source``."""
-    plan = _plan(task, size, inspect=False, judge=False)
+    """Another copy of data already judged in ``source`` (``written`` says what it is): made
+    inside the backend when the store can (RBD to RBD in one cluster), else streamed."""
+    try:
+        sink = store.copy_from(source, image.id, _attempt(task))
+    except GlanceError as refusal:
+        raise ImportFailed(refusal.message or refusal.extra_detail) from refusal
+    if sink is not None:
+        return _keep(task, image, PendingWrite(sink, written))
+    plan = _plan(task, written.size, inspect=False, judge=False)
     chunks = _chunks_of(source, image.id)
     return _keep(
         task, image, _write(lambda: write_image(store, image.id, _attempt(task), chunks, plan))
@@ -313,9 +320,15 @@ def _copy_image(task: Task, image: Image) -> None:
         raise ImportFailed("The image has no data to copy.")
     source = known[location.store]
     targets = [known[name] for name in task.input["backend"]]
-    written = None
+    written = WrittenData(
+        size=image.size,
+        checksum=image.checksum,
+        os_hash_algo=image.os_hash_algo,
+        os_hash_value=image.os_hash_value,
+        virtual_size=image.virtual_size,
+    )
     for store in targets:
-        written = _copy_into(task, image, source, image.size, store)
+        _copy_into(task, image, source, written, store)
         _store_done(image, store.id)
     _activate(task, image, written, targets, None)
 

@@ -163,7 +163,7 @@ class S3Store(ImageStore):
         buffers = max(2, WRITE_BUFFER_BYTES // self.chunk_size)
         return min(self.thread_pools, buffers - 1)
 
-    def open_write(self, image_id: str, attempt: str) -> S3Write:
+    def open_write(self, image_id: str, attempt: str, size: int | None = None) -> S3Write:
         # S3 names the attempt itself: every multipart upload has its own UploadId and parts.
         return S3Write(self, image_id)
 
