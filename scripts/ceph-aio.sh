@@ -23,6 +23,8 @@ PACKAGES=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd)
 # Start order; stop goes the other way round.
 DAEMONS=(mon mgr osd)
 POOL=images
+# A second pool for a second rbd store in the same cluster (copy-image between them).
+POOLS=(images images2)
 CLIENT=glance
 
 T0=$EPOCHREALTIME
@@ -224,18 +226,30 @@ deploy_osd() {
     step "osd.0 created (BlueStore in $data/block, $((OSD_SIZE / 1073741824)) GiB sparse)"
 }
 
-deploy_pool() {
-    [[ -f $STATE_DIR/ceph.client.$CLIENT.keyring ]] && return 0
-    admin osd pool create "$POOL" 8 8 replicated >>"$LOG_DIR/deploy.log" 2>&1 \
-        || die "pool create failed (log/deploy.log)"
-    timeout 60 rbd -c "$CONF" pool init "$POOL" >>"$LOG_DIR/deploy.log" 2>&1 \
-        || die "rbd pool init failed (log/deploy.log)"
-    # glance_store's documented capabilities for its client.
-    admin auth get-or-create "client.$CLIENT" mon 'profile rbd' osd "profile rbd pool=$POOL" \
-        mgr "profile rbd pool=$POOL" -o "$STATE_DIR/ceph.client.$CLIENT.keyring.new" \
+deploy_pools() {
+    local done_file=$STATE_DIR/pools.done
+    [[ -f $done_file && $(<"$done_file") == "${POOLS[*]}" ]] && return 0
+    local pool caps=()
+    for pool in "${POOLS[@]}"; do
+        if ! admin osd pool ls | grep -qx "$pool"; then
+            admin osd pool create "$pool" 8 8 replicated >>"$LOG_DIR/deploy.log" 2>&1 \
+                || die "pool create $pool failed (log/deploy.log)"
+            timeout 60 rbd -c "$CONF" pool init "$pool" >>"$LOG_DIR/deploy.log" 2>&1 \
+                || die "rbd pool init $pool failed (log/deploy.log)"
+        fi
+        caps+=("profile rbd pool=$pool")
+    done
+    # glance_store's documented capabilities for its client, on every pool.
+    local osd_caps mgr_caps
+    osd_caps=$(IFS=,; echo "${caps[*]}")
+    mgr_caps=$osd_caps
+    admin auth get-or-create "client.$CLIENT" >/dev/null 2>&1 || true
+    admin auth caps "client.$CLIENT" mon 'profile rbd' osd "$osd_caps" mgr "$mgr_caps" \
+        >>"$LOG_DIR/deploy.log" 2>&1 || die "client caps failed (log/deploy.log)"
+    admin auth get "client.$CLIENT" -o "$STATE_DIR/ceph.client.$CLIENT.keyring" \
         >>"$LOG_DIR/deploy.log" 2>&1 || die "client key failed (log/deploy.log)"
-    mv "$STATE_DIR/ceph.client.$CLIENT.keyring.new" "$STATE_DIR/ceph.client.$CLIENT.keyring"
-    step "pool $POOL (rbd) and client.$CLIENT key created"
+    echo "${POOLS[*]}" >"$done_file"
+    step "pools ${POOLS[*]} (rbd) and client.$CLIENT key ready"
 }
 
 # --- processes --------------------------------------------------------------------------------
@@ -383,7 +397,8 @@ cmd_start() {
     if any_running && [[ $(settings_text) != "$(cat "$SETTINGS_FILE" 2>/dev/null)" ]]; then
         die "already running with other settings ($SETTINGS_FILE); stop it first"
     fi
-    if all_running && probe 10 >/dev/null 2>&1; then
+    if all_running && [[ $(cat "$STATE_DIR/pools.done" 2>/dev/null) == "${POOLS[*]}" ]] \
+        && probe 10 >/dev/null 2>&1; then
         step "already running and healthy: fsid $(fsid), pool $POOL"
         return 0
     fi
@@ -397,7 +412,7 @@ cmd_start() {
     start_daemon mgr
     deploy_osd
     start_daemon osd
-    deploy_pool
+    deploy_pools
     wait_ready
     step "ready: $CONF, client.$CLIENT, pool $POOL, fsid $(fsid)"
 }
@@ -443,6 +458,7 @@ cmd_status() {
 CEPH_CONF=$CONF
 CEPH_USER=$CLIENT
 CEPH_POOL=$POOL
+CEPH_SECOND_POOL=${POOLS[1]}
 CEPH_FSID=$(cat "$STATE_DIR/fsid" 2>/dev/null)
 CEPH_ADMIN_KEYRING=$STATE_DIR/ceph.client.admin.keyring
 CEPH_AIO_DIR=$STATE_DIR
