@@ -116,6 +116,7 @@ class RbdStore(ImageStore):
         self._lock = threading.Lock()
         self._cluster: Any = None
         self._cluster_pid = 0
+        self._fsid: str | None = None
         # Writes of this process by RBD image name: a delete or sweep closes them before it
         # removes their image (librbd refuses to remove an image that is open).
         self._writes: dict[str, RbdWrite] = {}
@@ -173,7 +174,10 @@ class RbdStore(ImageStore):
 
     @property
     def fsid(self) -> str:
-        return self.cluster().get_fsid()
+        # A cluster's fsid never changes: asked once per process.
+        if self._fsid is None:
+            self._fsid = self.cluster().get_fsid()
+        return self._fsid
 
     @property
     def order(self) -> int:
@@ -325,12 +329,12 @@ class RbdStore(ImageStore):
             except rbd.ImageBusy as error:
                 raise data_in_use(image_id) from error
 
-    def _partials(self, ioctx: Any, image_id: str = "") -> list[str]:
-        names = rbd.RBD().list(ioctx)
+    def _partials(self, ioctx: Any, image_id: str | None = None) -> list[str]:
+        """The attempts' images in the pool (of ``image_id`` only, when given)."""
         return [
             name
-            for name in names
-            if (match := PARTIAL.match(name)) and match["image_id"].startswith(image_id)
+            for name in rbd.RBD().list(ioctx)
+            if (match := PARTIAL.match(name)) and image_id in (None, match["image_id"])
         ]
 
     def _remove_partial(self, ioctx: Any, name: str) -> bool:
@@ -410,7 +414,7 @@ class RbdStore(ImageStore):
 
 
 class RbdWrite(StoreWrite):
-    """One attempt's RBD image, filled in objects of ``chunk_size`` written asynchronously."""
+    """One attempt's RBD image, filled with asynchronous writes of the chunks it is given."""
 
     def __init__(
         self,
