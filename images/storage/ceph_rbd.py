@@ -152,6 +152,9 @@ class RbdStore(ImageStore):
         seconds = str(self.timeout)
         for option in ("rados_osd_op_timeout", "rados_mon_op_timeout", "client_mount_timeout"):
             cluster.conf_set(option, seconds)
+        # Writes keep their own window in flight and every read is made once: librbd's cache
+        # (up to 32 MiB per open image) would only add memory to each worker.
+        cluster.conf_set("rbd_cache", "false")
         try:
             cluster.connect(timeout=self.timeout)
         except BaseException:
