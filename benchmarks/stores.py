@@ -40,6 +40,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.ceph_aio import CephAIO, bench_ceph
+from common.ceph_aio import default_state_dir as ceph_state_dir
 from common.client import TRANSFER_TIME_LIMIT, BenchError, Client
 from common.machine import MachineLimits
 from common.measure import Transfer, measure
@@ -71,7 +72,7 @@ SWIFT_SETTINGS = {
 # A cluster of its own beside the tests' one (other monitor ports, state dir), with room for
 # the 5 GiB image in its BlueStore file.
 CEPH_SETTINGS = {
-    "CEPH_AIO_DIR": str(Path(tempfile.gettempdir()) / "imageservice-bench-ceph"),
+    "CEPH_AIO_DIR": str(ceph_state_dir()),
     "CEPH_AIO_MON_PORT": "3307",
     "CEPH_AIO_MON_V1_PORT": "6797",
     "CEPH_AIO_OSD_SIZE": str(16 * 1024 * MiB),
@@ -175,6 +176,10 @@ class Phase:
 
 
 class Backend(Protocol):
+    """A running store service (Swift, Ceph): its `status env` facts and its CPU time."""
+
+    env: dict[str, str]
+
     def cpu_seconds(self) -> float: ...
 
 
@@ -668,6 +673,11 @@ def benchmark(
     return runs
 
 
+def started_line(name: str, service: SwiftAIO | CephAIO, where: str) -> str:
+    how = "started" if service.started_here else "already running"
+    return f"{name} {how} ({service.start_seconds:.1f} s): {where}, state {service.state_dir}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -697,29 +707,18 @@ def main() -> int:
     with contextlib.ExitStack() as services, ThreadPoolExecutor(max_workers=1) as hashing:
         # The 5 GiB digests are computed while Swift, Ceph and the server start.
         big = None if args.no_big else hashing.submit(digests_of, block, BIG_SIZE // PIECE)
-        env: dict[str, str] = {}
-        backends: list[Backend] = []
         setup: list[str] = []
-        swift = ceph = None
+        swift: SwiftAIO | None = None
+        ceph: CephAIO | None = None
         if {"swift", "s3"} & set(stores):
             swift = services.enter_context(bench_swift(SWIFT_SETTINGS))
             services.callback(swift.remove, every_container)
-            env |= swift.env
-            backends.append(swift)
-            how = "started" if swift.started_here else "already running"
-            setup.append(
-                f"Swift {how} ({swift.start_seconds:.1f} s): {swift.env['SWIFT_AUTH_URL']}"
-                f", state {swift.state_dir}"
-            )
+            setup.append(started_line("Swift", swift, swift.env["SWIFT_AUTH_URL"]))
         if "rbd" in stores:
             ceph = services.enter_context(bench_ceph(CEPH_SETTINGS))
-            env |= ceph.env
-            backends.append(ceph)
-            how = "started" if ceph.started_here else "already running"
-            setup.append(
-                f"Ceph {how} ({ceph.start_seconds:.1f} s): fsid {ceph.env['CEPH_FSID']}, pool"
-                f" {ceph.env['CEPH_POOL']}, state {ceph.state_dir}"
-            )
+            setup.append(started_line("Ceph", ceph, f"fsid {ceph.env['CEPH_FSID']}"))
+        backends: list[Backend] = [backend for backend in (swift, ceph) if backend is not None]
+        env = {key: value for backend in backends for key, value in backend.env.items()}
         with (
             glance_conf(stores, env, containers) as conf,
             throwaway_server(

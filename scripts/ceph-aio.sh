@@ -52,57 +52,6 @@ settings_text() {
     printf 'REC_MON_PORT=%s\nREC_MON_V1_PORT=%s\n' "$MON_PORT" "$MON_V1_PORT"
 }
 
-# --- packages ---------------------------------------------------------------------------------
-
-missing_packages() {
-    local pkg
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' \
-            || echo "$pkg"
-    done
-}
-
-install_packages() {
-    local missing
-    mapfile -t missing < <(missing_packages)
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ $(id -u) -eq 0 ]] || die "packages missing (${missing[*]}): run this once as root, or" \
-        "apt-get install --no-install-recommends ${PACKAGES[*]}"
-
-    step "installing ${missing[*]} (apt-get, --no-install-recommends)"
-    # The packages' scripts would start ceph daemons with /etc/ceph's config where an init
-    # system runs: a policy-rc.d answering 101 ("action forbidden") prevents it. A policy
-    # already in place that forbids is kept; any other is set aside and put back afterwards.
-    local policy=/usr/sbin/policy-rc.d
-    if [[ -e $policy ]] && { "$policy" ceph start >/dev/null 2>&1 || [[ $? -ne 101 ]]; }; then
-        mv "$policy" "$policy.ceph-aio-saved"
-    fi
-    if [[ ! -e $policy ]]; then
-        trap restore_policy_rc_d EXIT
-        printf '#!/bin/sh\n# ceph-aio: no service starts during this install\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-    fi
-    local rc=0
-    {
-        apt-get -o DPkg::Lock::Timeout=300 update -qq \
-            && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-                --no-install-recommends "${PACKAGES[@]}"
-    } >"$STATE_DIR/apt.log" 2>&1 || rc=$?
-    restore_policy_rc_d
-    trap - EXIT
-    if [[ $rc -ne 0 ]]; then
-        tail -n 30 "$STATE_DIR/apt.log" >&2
-        die "apt-get failed (full log: $STATE_DIR/apt.log)"
-    fi
-    step "installed $(dpkg-query -W -f='${Version}' ceph-osd 2>/dev/null | sed 's/^/ceph /')"
-}
-
-restore_policy_rc_d() {
-    local policy=/usr/sbin/policy-rc.d
-    if grep -qs '^# ceph-aio:' "$policy"; then rm -f "$policy"; fi
-    if [[ -e $policy.ceph-aio-saved ]]; then mv "$policy.ceph-aio-saved" "$policy"; fi
-}
-
 # --- configuration ----------------------------------------------------------------------------
 
 fsid() { cat "$STATE_DIR/fsid"; }
@@ -282,33 +231,14 @@ start_daemon() {
     local name=$1 cmd
     is_running "$name" && return 0
     read -ra cmd <<<"$(daemon_command "$name")"
-    # As in swift-aio.sh: every stream redirected, every other descriptor closed, its own
-    # process group, so a CI step piping this script does not wait for the daemons.
-    (
-        for fd in /proc/self/fd/*; do
-            fd=${fd##*/}
-            if ((fd > 2)); then eval "exec $fd>&-"; fi
-        done
-        exec setsid "${cmd[@]}"
-    ) </dev/null >>"$LOG_DIR/$name.out" 2>&1 &
-    echo $! >"$(pid_file "$name")"
-    step "started $name (pid $!, log log/$name.*)"
+    launch_detached "$(pid_file "$name")" "$LOG_DIR/$name.out" "${cmd[@]}"
+    step "started $name (pid $(<"$(pid_file "$name")"), log log/$name.*)"
 }
 
 stop_daemon() {
-    local name=$1 pid i
+    local name=$1 pid
     pid=$(daemon_pid "$name") || { rm -f "$(pid_file "$name")"; return 0; }
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-        group_alive "$pid" || break
-        sleep 0.1
-    done
-    if group_alive "$pid"; then
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        step "killed $name (pid $pid) after 15 s"
-    else
-        step "stopped $name (pid $pid)"
-    fi
+    stop_group "$name" "$pid" 15
     rm -f "$(pid_file "$name")"
 }
 
@@ -402,7 +332,7 @@ cmd_start() {
         step "already running and healthy: fsid $(fsid), pool $POOL"
         return 0
     fi
-    install_packages
+    install_packages ceph-osd
     write_conf
     settings_text >"$SETTINGS_FILE"
     check_ports
@@ -491,7 +421,7 @@ main() {
     shift || true
     case $command_name in
         start) cmd_start "$@" ;;
-        install) mkdir -p "$STATE_DIR" && install_packages ;;
+        install) mkdir -p "$STATE_DIR" && install_packages ceph-osd ;;
         stop) cmd_stop "$@" ;;
         status) cmd_status "$@" ;;
         stop-osd) cmd_stop_osd ;;

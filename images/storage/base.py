@@ -210,6 +210,34 @@ class ChunkReader:
         return chunk
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+def integer_option(
+    options: Mapping[str, str], name: str, default: int, minimum: int | None = None
+) -> int:
+    """An integer option of a store section (``default`` when unset or empty)."""
+    text = options.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def boolean_option(options: Mapping[str, str], name: str) -> bool:
+    """A boolean option of a store section, as oslo.config spells them (false when unset)."""
+    text = options.get(name, "").strip().lower()
+    if text not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError(f"{name} must be true or false, got {options[name]!r}")
+    return text in TRUE_WORDS
+
+
 def store_weight(options: Mapping[str, str]) -> int:
     """glance_store's ``weight`` option (the order of stores for downloads), default 0."""
     try:

@@ -33,8 +33,10 @@ from images.storage.base import (
     ByteRange,
     ImageStore,
     StoreWrite,
+    boolean_option,
     data_in_use,
     data_missing,
+    integer_option,
     store_unavailable,
     store_weight,
 )
@@ -64,8 +66,6 @@ WRITE_WINDOW = 16 * MiB
 # Downloads read ahead this many pieces of READ_PIECE bytes.
 READ_PIECE = 4 * MiB
 READS_IN_FLIGHT = 3
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 PARTIAL = re.compile(r"^(?P<image_id>[0-9a-f-]{36})\.(?P<attempt>[0-9a-f]+)\.partial$")
 MISSING_BINDINGS = (
     "the Ceph bindings (Python modules rados and rbd) cannot be imported: install Debian's "
@@ -127,11 +127,11 @@ class RbdStore(ImageStore):
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> RbdStore:
-        chunk_mb = _integer(options, "rbd_store_chunk_size", DEFAULT_CHUNK_MB, 1)
+        chunk_mb = integer_option(options, "rbd_store_chunk_size", DEFAULT_CHUNK_MB, 1)
         # librbd's objects are powers of two (its "order"); glance_store takes log2 as well.
         if chunk_mb & (chunk_mb - 1):
             raise ValueError(f"rbd_store_chunk_size must be a power of two, got {chunk_mb}")
-        timeout = _integer(options, "rados_connect_timeout", DEFAULT_TIMEOUT, None)
+        timeout = integer_option(options, "rados_connect_timeout", DEFAULT_TIMEOUT, None)
         return cls(
             name,
             pool=options.get("rbd_store_pool", "").strip() or DEFAULT_POOL,
@@ -139,7 +139,7 @@ class RbdStore(ImageStore):
             ceph_conf=options.get("rbd_store_ceph_conf", "").strip(),
             chunk_size=chunk_mb * MiB,
             timeout=timeout if timeout > 0 else DEFAULT_TIMEOUT,
-            thin_provisioning=_boolean(options, "rbd_thin_provisioning"),
+            thin_provisioning=boolean_option(options, "rbd_thin_provisioning"),
             description=options.get("store_description", ""),
             weight=store_weight(options),
         )
@@ -643,23 +643,3 @@ def _ignore(*args: Any) -> None:
 
 def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
-
-
-def _integer(options: Mapping[str, str], name: str, default: int, minimum: int | None) -> int:
-    text = options.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _boolean(options: Mapping[str, str], name: str) -> bool:
-    text = options.get(name, "").strip().lower()
-    if text not in TRUE_WORDS | FALSE_WORDS:
-        raise ValueError(f"{name} must be true or false, got {options[name]!r}")
-    return text in TRUE_WORDS

@@ -75,23 +75,23 @@ def client(service):
     return glanceclient.Client("2", endpoint=service.url, token=service.user.token)
 
 
+def connect(service, account) -> openstack.connection.Connection:
+    return openstack.connection.Connection(
+        auth_type="admin_token",
+        auth={"endpoint": service.url, "token": account.token},
+        image_endpoint_override=service.url,
+    )
+
+
 @pytest.fixture
 def sdk(service):
-    with openstack.connection.Connection(
-        auth_type="admin_token",
-        auth={"endpoint": service.url, "token": service.user.token},
-        image_endpoint_override=service.url,
-    ) as connection:
+    with connect(service, service.user) as connection:
         yield connection
 
 
 @pytest.fixture
 def operator_sdk(service):
-    with openstack.connection.Connection(
-        auth_type="admin_token",
-        auth={"endpoint": service.url, "token": service.operator.token},
-        image_endpoint_override=service.url,
-    ) as connection:
+    with connect(service, service.operator) as connection:
         yield connection
 
 
