@@ -85,7 +85,7 @@ SWIFT_FIRST_SEGMENT_MB = 200
 S3_PART = 10 * MiB  # s3_store_large_object_chunk_size's default, 10 MB (the s3 store's MB: MiB)
 RBD_OBJECT = 8 * MiB  # rbd_store_chunk_size's default, 8 (MiB)
 RBD_WINDOW = 16 * MiB  # bytes the direct librbd writes keep in flight, as the rbd store does
-RBD_READ = 4 * MiB  # read-ahead pieces of the direct librbd download, three in flight
+RBD_READ = MiB  # read-ahead pieces of the direct librbd download, four in flight (as the store)
 DIRECT_PIECE = 8 * MiB  # what the generator gives swiftclient
 DOWNLOAD_CHUNK = 8 * MiB  # iter_content, resp_chunk_size, iter_chunks
 BIG_SIZE = 5 * IMAGE_SIZE
@@ -386,7 +386,8 @@ class DirectS3:
 class DirectRbd:
     """librbd: an RBD image of the same object size, written with asynchronous writes of the
     generator's pieces, at most RBD_WINDOW in flight (the rbd store's way; glance_store's, one
-    8 MiB write at a time, is measured too), then read with the same read-ahead."""
+    8 MiB write at a time, is measured too), then read with the same read-ahead: 1 MiB
+    pieces, four in flight."""
 
     def __init__(self, ceph: CephAIO, block: bytes):
         self.block = block
@@ -456,7 +457,7 @@ def _read_ahead(image: rbd.Image) -> Iterator[bytes]:
     size, offset = image.size(), 0
     reads: deque[tuple[rbd.Completion, list[bytes]]] = deque()
     while offset < size or reads:
-        while len(reads) < 3 and offset < size:
+        while len(reads) < 4 and offset < size:
             landed: list[bytes] = []
             length = min(RBD_READ, size - offset)
             reads.append(
