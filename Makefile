@@ -9,7 +9,15 @@ export HOST PORT
 # qemu-img only serves the image_conversion import plugin, chromium only the browser tests.
 SYSTEM_DEPS := qemu-img:qemu-utils chromium:chromium
 
-.PHONY: install run system-deps test test-fast lint migrations-check install-check bench bench-keystone
+.PHONY: install run system-deps ceph-packages ceph-bindings test test-fast lint migrations-check install-check bench bench-keystone
+
+# Debian's python3-rados and python3-rbd (the only builds of Ceph's bindings for CPython 3.11)
+# are made visible to the venv alone: a .pth names a directory holding links to just those two
+# extension modules, so nothing else of Debian's dist-packages leaks in. Does nothing when the
+# packages are absent (scripts/ceph-aio.sh installs them); the rbd store's system check
+# (imageservice.E011) says what to install when an rbd store is configured without them.
+CEPH_DIST_PACKAGES ?= /usr/lib/python3/dist-packages
+CEPH_BINDINGS := $(VENV)/ceph-bindings
 
 # The service alone (`pip install -e .`, no extras).
 install: $(VENV)/.installed
@@ -26,7 +34,19 @@ $(VENV)/.installed-test: $(VENV)/.installed tests/thirdparty_plugin/pyproject.to
 	$(VENV)/bin/pip install -q -e tests/thirdparty_plugin
 	touch $@
 
-run: install
+# The Ceph packages the rbd store tests need (installed as root through apt-get when missing).
+ceph-packages:
+	@scripts/ceph-aio.sh install
+
+ceph-bindings: $(VENV)/.installed
+	@modules=$$(ls $(CEPH_DIST_PACKAGES)/rados.cpython-311-*.so $(CEPH_DIST_PACKAGES)/rbd.cpython-311-*.so 2>/dev/null); \
+	if [ -n "$$modules" ]; then \
+		rm -rf $(CEPH_BINDINGS) && mkdir -p $(CEPH_BINDINGS) && ln -s $$modules $(CEPH_BINDINGS)/; \
+		site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("platlib"))'); \
+		realpath $(CEPH_BINDINGS) >"$$site/ceph-bindings.pth"; \
+	fi
+
+run: install ceph-bindings
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
@@ -42,11 +62,11 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-test: system-deps $(VENV)/.installed-test
+test: system-deps ceph-packages ceph-bindings $(VENV)/.installed-test
 	$(VENV)/bin/pytest
 
 # Everything but the live-server and browser tests (the conversion tests still need qemu-img).
-test-fast: $(VENV)/.installed-test
+test-fast: ceph-packages ceph-bindings $(VENV)/.installed-test
 	$(VENV)/bin/pytest -m "not live and not browser"
 
 lint: $(VENV)/.installed-test
@@ -60,7 +80,7 @@ migrations-check: install
 install-check:
 	python3 scripts/install_check.py
 
-bench: install
+bench: install ceph-bindings
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/imports.py

@@ -1,16 +1,17 @@
-"""Object-store benchmark: 1 GiB through imageservice into Swift and S3, beside the same bytes
-sent straight to each store with swiftclient and boto3 in the same run, and the worker memory
-of a 5 GiB upload into each.
+"""Store benchmark: 1 GiB through imageservice into Swift, S3 and Ceph RBD, beside the same
+bytes sent straight to each store with swiftclient, boto3 and librbd in the same run, and the
+worker memory of a 5 GiB upload into each.
 
-A real Swift with its S3 API, an instance of its own (`common.swift_aio`), and a throw-away
-server (`common.server.throwaway_server`) whose `swift` and `s3` stores come from a generated
+A real Swift with its S3 API and a real one-node Ceph, instances of their own
+(`common.swift_aio`, `common.ceph_aio`), and a throw-away server
+(`common.server.throwaway_server`) whose `swift`, `s3` and `rbd` stores come from a generated
 `glance-api.conf`. Through imageservice, with requests as glanceclient and openstacksdk use it:
 `PUT /v2/images/{id}/file` chunked and with Content-Length (1 MiB pieces from a generator), then
-`GET /file`; straight to the store: an SLO of the same segments (swiftclient) or a multipart
-upload of the same part size (boto3), then a GET. benchmarks/README.md describes the phases, the
-bounds and the columns.
+`GET /file`; straight to the store: an SLO of the same segments (swiftclient), a multipart
+upload of the same part size (boto3) or an RBD image of the same object size written with
+librbd, then a read. benchmarks/README.md describes the phases, the bounds and the columns.
 
-Run: ``.venv/bin/python benchmarks/stores.py [--no-big]`` (or ``make bench``).
+Run: ``.venv/bin/python benchmarks/stores.py [--no-big] [--stores rbd,…]`` (or ``make bench``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,12 +31,16 @@ from pathlib import Path
 from typing import Protocol
 
 import boto3
+import rados
+import rbd
 import requests
 import swiftclient
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.ceph_aio import CephAIO, bench_ceph
+from common.ceph_aio import default_state_dir as ceph_state_dir
 from common.client import TRANSFER_TIME_LIMIT, BenchError, Client
 from common.machine import MachineLimits
 from common.measure import Transfer, measure
@@ -63,12 +69,23 @@ SWIFT_SETTINGS = {
     "SWIFT_AIO_MEMCACHED_PORT": "11217",
     "SWIFT_AIO_TMPFS_SIZE": "8g",
 }
-STORES = ("swift", "s3")
+# A cluster of its own beside the tests' one (other monitor ports, state dir), with room for
+# the 5 GiB image in its BlueStore file.
+CEPH_SETTINGS = {
+    "CEPH_AIO_DIR": str(ceph_state_dir()),
+    "CEPH_AIO_MON_PORT": "3307",
+    "CEPH_AIO_MON_V1_PORT": "6797",
+    "CEPH_AIO_OSD_SIZE": str(16 * 1024 * MiB),
+}
+STORES = ("swift", "s3", "rbd")
 # glance_store's default swift_store_large_object_size (5120 MB) would keep 1 GiB in one
 # segment. At the default chunk size, 200 MB (glance_store's MB: 1000 × 1024 bytes), the image
 # is segmented as glance_store segments every upload of unknown size.
 SWIFT_FIRST_SEGMENT_MB = 200
 S3_PART = 10 * MiB  # s3_store_large_object_chunk_size's default, 10 MB (the s3 store's MB: MiB)
+RBD_OBJECT = 8 * MiB  # rbd_store_chunk_size's default, 8 (MiB)
+RBD_WINDOW = 8 * MiB  # bytes the direct librbd writes keep in flight, as the rbd store does
+RBD_READ = MiB  # read-ahead pieces of the direct librbd download, four in flight (as the store)
 DIRECT_PIECE = 8 * MiB  # what the generator gives swiftclient
 DOWNLOAD_CHUNK = 8 * MiB  # iter_content, resp_chunk_size, iter_chunks
 BIG_SIZE = 5 * IMAGE_SIZE
@@ -77,15 +94,17 @@ WARMUP_UPLOADS_MAX = 40  # per store
 TARGET_RATIO = 0.8
 TARGET_RSS_MIB = 150.0
 FLAT_GROWTH_MIB = 8.0  # "flat": after the first quarter, RSS grows by less than this (data.py)
-DIRECT_ERRORS = (swiftclient.ClientException, BotoCoreError, ClientError)
+DIRECT_ERRORS = (swiftclient.ClientException, BotoCoreError, ClientError, rados.Error, rbd.Error)
 
 CONF = """\
 [DEFAULT]
-enabled_backends = swift:swift, s3:s3
+enabled_backends = {enabled}
 
 [glance_store]
-default_backend = swift
-
+default_backend = {default}
+"""
+SECTIONS = {
+    "swift": """
 [swift]
 swift_store_auth_address = {SWIFT_AUTH_URL}
 swift_store_auth_version = {SWIFT_AUTH_VERSION}
@@ -94,7 +113,8 @@ swift_store_key = {SWIFT_KEY}
 swift_store_container = {container}
 swift_store_create_container_on_put = true
 swift_store_large_object_size = {first_segment_mb}
-
+""",
+    "s3": """
 [s3]
 s3_store_host = {S3_ENDPOINT}
 s3_store_access_key = {S3_ACCESS_KEY}
@@ -103,7 +123,15 @@ s3_store_bucket = {bucket}
 s3_store_create_bucket_on_put = true
 s3_store_bucket_url_format = path
 s3_store_region_name = {S3_REGION}
-"""
+""",
+    # glance_store's defaults otherwise: objects of 8 MiB, no thin provisioning.
+    "rbd": """
+[rbd]
+rbd_store_pool = {CEPH_POOL}
+rbd_store_user = {CEPH_USER}
+rbd_store_ceph_conf = {CEPH_CONF}
+""",
+}
 
 
 class Sized:
@@ -129,10 +157,10 @@ UPLOAD_BODIES: dict[str, Callable[[ImageStream], Iterable[memoryview]]] = {
 
 @dataclass
 class Phase:
-    """A measured transfer and the CPU the Swift servers spent during it."""
+    """A measured transfer and the CPU the store's servers (Swift, Ceph) spent during it."""
 
     transfer: Transfer
-    swift_cpu: float = 0.0
+    backend_cpu: float = 0.0
 
     def per_gib(self, seconds: float) -> float:
         moved = self.transfer.bytes_moved
@@ -147,23 +175,35 @@ class Phase:
         return serving.rss_before / 1024, serving.peak / 1024, serving.growth / 1024
 
 
+class Backend(Protocol):
+    """A running store service (Swift, Ceph): its `status env` facts and its CPU time."""
+
+    env: dict[str, str]
+
+    def cpu_seconds(self) -> float: ...
+
+
 @dataclass
 class Bench:
-    """What every phase needs: the server, the Swift, the image's block, the demo user."""
+    """What every phase needs: the server, the store services, the image's block, the demo
+    user."""
 
     server: Server
-    swift: SwiftAIO
+    backends: list[Backend]
     block: bytes
     client: Client
     session: requests.Session = field(default_factory=requests.Session)
+
+    def backend_cpu(self) -> float:
+        return sum(backend.cpu_seconds() for backend in self.backends)
 
     def url(self, image_id: str) -> str:
         return f"http://{HOST}:{self.server.port}/v2/images/{image_id}/file"
 
     def run(self, name: str, send: Callable[[Transfer], None]) -> Phase:
-        before = self.swift.cpu_seconds()
+        before = self.backend_cpu()
         transfer = measure(Transfer(name), self.server.master, send, sample_memory=True)
-        return Phase(transfer, self.swift.cpu_seconds() - before)
+        return Phase(transfer, self.backend_cpu() - before)
 
     def put(self, session: requests.Session, image_id: str, store: str, data: object) -> None:
         """`PUT /v2/images/{id}/file` into ``store``, as glanceclient's ``--store`` sends it."""
@@ -347,6 +387,95 @@ class DirectS3:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
+class DirectRbd:
+    """librbd: an RBD image of the same object size, written with asynchronous writes of the
+    generator's pieces, at most RBD_WINDOW in flight (the rbd store's way; glance_store's, one
+    8 MiB write at a time, is measured too), then read with the same read-ahead: 1 MiB
+    pieces, four in flight."""
+
+    def __init__(self, ceph: CephAIO, block: bytes):
+        self.block = block
+        self.cluster = ceph.connect()
+        self.ioctx = self.cluster.open_ioctx(ceph.env["CEPH_POOL"])
+        self.extra_uploads = {"direct upload, 8 MiB writes one at a time": self.upload_in_order}
+
+    def adopt_layout(self, image_id: str) -> str:
+        return self.layout(image_id)
+
+    def layout(self, key: str) -> str:
+        with rbd.Image(self.ioctx, key, read_only=True) as image:
+            snaps = [snap["name"] for snap in image.list_snaps()]
+            protected = [name for name in snaps if image.is_protected_snap(name)]
+            return (
+                f"RBD image of {image.size()} in objects of {image.stat()['obj_size']}, "
+                f"snapshots {snaps or 'none'} (protected: {protected or 'none'})"
+            )
+
+    def _create(self, key: str) -> rbd.Image:
+        order = RBD_OBJECT.bit_length() - 1
+        rbd.RBD().create(self.ioctx, key, IMAGE_SIZE, order=order, old_format=False)
+        return rbd.Image(self.ioctx, key)
+
+    def upload(self, key: str, transfer: Transfer) -> None:
+        in_flight: deque[tuple[rbd.Completion, int]] = deque()
+        held, offset = 0, 0
+        with self._create(key) as image:
+            for piece in ImageStream(self.block, IMAGE_SIZE, PIECE, transfer.add_bytes):
+                data = bytes(piece)
+                in_flight.append((image.aio_write(data, offset, _ignore), len(data)))
+                held, offset = held + len(data), offset + len(data)
+                while held > RBD_WINDOW:
+                    held -= _settled(*in_flight.popleft())
+            while in_flight:
+                _settled(*in_flight.popleft())
+            image.flush()
+
+    def upload_in_order(self, key: str, transfer: Transfer) -> None:
+        stream = ImageStream(self.block, IMAGE_SIZE, DIRECT_PIECE, transfer.add_bytes)
+        with self._create(key) as image:
+            offset = 0
+            for piece in stream:
+                offset += image.write(bytes(piece), offset)
+            image.flush()
+
+    def download(self, key: str, transfer: Transfer) -> None:
+        with rbd.Image(self.ioctx, key, read_only=True) as image:
+            receive_image(self.block, _read_ahead(image), transfer, IMAGE_SIZE)
+
+    def delete(self, key: str) -> None:
+        rbd.RBD().remove(self.ioctx, key)
+
+
+def _ignore(*args: object) -> None:
+    """librbd's completion callback: results are read from the completion."""
+
+
+def _settled(completion: rbd.Completion, length: int) -> int:
+    completion.wait_for_complete_and_cb()
+    if completion.get_return_value() < 0:
+        raise BenchError(f"librbd write failed: {os.strerror(-completion.get_return_value())}")
+    return length
+
+
+def _read_ahead(image: rbd.Image) -> Iterator[bytes]:
+    size, offset = image.size(), 0
+    reads: deque[tuple[rbd.Completion, list[bytes]]] = deque()
+    while offset < size or reads:
+        while len(reads) < 4 and offset < size:
+            landed: list[bytes] = []
+            length = min(RBD_READ, size - offset)
+            reads.append(
+                (
+                    image.aio_read(offset, length, lambda _, data, into=landed: into.append(data)),
+                    landed,
+                )
+            )
+            offset += length
+        completion, landed = reads.popleft()
+        completion.wait_for_complete_and_cb()
+        yield landed[0]
+
+
 def direct_errors_fail(work: Callable[[Transfer], None]) -> Callable[[Transfer], None]:
     """The client libraries' errors as a failed phase, like the HTTP errors of imageservice."""
 
@@ -474,7 +603,7 @@ def print_cpu(runs: list[StoreRun]) -> None:
         ("seconds", 9, ".2f"),
         ("client", 8, ".2f"),
         ("workers", 9, ".2f"),
-        ("Swift", 7, ".2f"),
+        ("backend", 9, ".2f"),
         ("total", 7, ".2f"),
         ("cores busy", 12, ".2f"),
     )
@@ -483,7 +612,7 @@ def print_cpu(runs: list[StoreRun]) -> None:
     for run in runs:
         for name, phase in run.phases.items():
             transfer = phase.transfer
-            parts = (transfer.client_cpu, transfer.server_cpu, phase.swift_cpu)
+            parts = (transfer.client_cpu, transfer.server_cpu, phase.backend_cpu)
             total = sum(parts)
             table.print_row(
                 f"{run.store}: {name}",
@@ -493,9 +622,9 @@ def print_cpu(runs: list[StoreRun]) -> None:
                 total / transfer.seconds if transfer.seconds else 0.0,
             )
     print(
-        "  client: this process (requests, swiftclient, boto3); workers: imageservice's gunicorn"
-        " workers;\n  Swift: its proxy (and workers), object, container, account servers and"
-        f" memcached. {os.cpu_count()} CPUs."
+        "  client: this process (requests, swiftclient, boto3, librbd); workers: imageservice's"
+        " gunicorn workers;\n  backend: Swift's proxy (and workers), object, container, account"
+        f" servers and memcached, and Ceph's mon, mgr and osd. {os.cpu_count()} CPUs."
     )
 
 
@@ -506,10 +635,20 @@ def print_layouts(runs: list[StoreRun]) -> None:
 
 
 @contextlib.contextmanager
-def glance_conf(env: dict[str, str], container: str, bucket: str) -> Iterator[Path]:
-    """The operator's glance-api.conf of the server: a swift and an s3 store on this Swift."""
-    text = CONF.format(
-        container=container, bucket=bucket, first_segment_mb=SWIFT_FIRST_SEGMENT_MB, **env
+def glance_conf(
+    stores: list[str], env: dict[str, str], containers: dict[str, str]
+) -> Iterator[Path]:
+    """The operator's glance-api.conf of the server: the stores measured, on this Swift and
+    this Ceph."""
+    text = CONF.format(enabled=", ".join(f"{store}:{store}" for store in stores), default=stores[0])
+    text += "".join(
+        SECTIONS[store].format(
+            container=containers["swift"],
+            bucket=containers["s3"],
+            first_segment_mb=SWIFT_FIRST_SEGMENT_MB,
+            **env,
+        )
+        for store in stores
     )
     with tempfile.TemporaryDirectory(prefix="imageservice-bench-stores-") as temp:
         path = Path(temp) / "glance-api.conf"
@@ -517,13 +656,11 @@ def glance_conf(env: dict[str, str], container: str, bucket: str) -> Iterator[Pa
         yield path
 
 
-def benchmark(bench: Bench, containers: dict[str, str], digests, big_digests) -> list[StoreRun]:
-    directs = {
-        "swift": DirectSwift(bench.swift, containers["swift"], bench.block),
-        "s3": DirectS3(bench.swift, containers["s3"], bench.block),
-    }
+def benchmark(
+    bench: Bench, stores: list[str], directs: dict[str, Direct], digests, big_digests
+) -> list[StoreRun]:
     lists = bench.client.warm_every_worker(bench.server.master)
-    warm = {store: bench.warm_up(store) for store in STORES}
+    warm = {store: bench.warm_up(store) for store in stores}
     print(
         f"warm-up: {lists} list requests; 1 MiB "
         "uploads until every worker wrote to each store: "
@@ -531,7 +668,7 @@ def benchmark(bench: Bench, containers: dict[str, str], digests, big_digests) ->
         + "\n",
         flush=True,
     )
-    runs = [StoreRun(store) for store in STORES]
+    runs = [StoreRun(store) for store in stores]
     # Store by store, the 5 GiB after the 1 GiB phases: the Swift figures then do not carry
     # what the worker's allocator keeps after S3 writes (10-25 MiB, see docs/benchmarks.md).
     for run in runs:
@@ -541,12 +678,25 @@ def benchmark(bench: Bench, containers: dict[str, str], digests, big_digests) ->
     return runs
 
 
+def started_line(name: str, service: SwiftAIO | CephAIO, where: str) -> str:
+    how = "started" if service.started_here else "already running"
+    return f"{name} {how} ({service.start_seconds:.1f} s): {where}, state {service.state_dir}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--no-big", action="store_true", help="without the 5 GiB upload into each store"
     )
+    parser.add_argument(
+        "--stores",
+        default=",".join(STORES),
+        help=f"the stores to measure, comma-separated (default: {','.join(STORES)})",
+    )
     args = parser.parse_args()
+    stores = [store for store in STORES if store in args.stores.split(",")]
+    if not stores:
+        parser.error(f"--stores: name some of {', '.join(STORES)}")
     block = os.urandom(PIECE)  # the image is this block repeated
     limits = MachineLimits()
     digests = limits.hash_one_pass(block).digests
@@ -554,31 +704,46 @@ def main() -> int:
     suffix = uuid.uuid4().hex[:12]
     # s3api keeps buckets as containers of the same account: the names must differ.
     containers = {"swift": f"bench-swift-{suffix}", "s3": f"bench-s3-{suffix}"}
-    every_container = [*containers.values(), f"{containers['s3']}+segments"]
-    with ThreadPoolExecutor(max_workers=1) as hashing:
-        # The 5 GiB digests are computed while Swift and the server start.
+    every_container = [
+        *(containers[store] for store in stores if store in containers),
+        *([f"{containers['s3']}+segments"] if "s3" in stores else []),
+    ]
+    left: list[str] = []
+    with contextlib.ExitStack() as services, ThreadPoolExecutor(max_workers=1) as hashing:
+        # The 5 GiB digests are computed while Swift, Ceph and the server start.
         big = None if args.no_big else hashing.submit(digests_of, block, BIG_SIZE // PIECE)
-        with bench_swift(SWIFT_SETTINGS) as swift:
-            try:
-                with (
-                    glance_conf(swift.env, containers["swift"], containers["s3"]) as conf,
-                    throwaway_server(
-                        "imageservice-bench-stores-", {"GLANCE_API_CONF": str(conf)}
-                    ) as server,
-                ):
-                    how = "started" if swift.started_here else "already running"
-                    print_setup(
-                        server,
-                        f"Swift {how} ({swift.start_seconds:.1f} s): {swift.env['SWIFT_AUTH_URL']}"
-                        f", state {swift.state_dir}",
-                        f"1 GiB = {IMAGE_SIZE} bytes",
-                    )
-                    big_digests = big.result() if big else None
-                    bench = Bench(server, swift, block, Client(server.port))
-                    runs = benchmark(bench, containers, digests, big_digests)
-                left = swift.objects(every_container)
-            finally:
-                swift.remove(every_container)
+        setup: list[str] = []
+        swift: SwiftAIO | None = None
+        ceph: CephAIO | None = None
+        if {"swift", "s3"} & set(stores):
+            swift = services.enter_context(bench_swift(SWIFT_SETTINGS))
+            services.callback(swift.remove, every_container)
+            setup.append(started_line("Swift", swift, swift.env["SWIFT_AUTH_URL"]))
+        if "rbd" in stores:
+            ceph = services.enter_context(bench_ceph(CEPH_SETTINGS))
+            setup.append(started_line("Ceph", ceph, f"fsid {ceph.env['CEPH_FSID']}"))
+        backends: list[Backend] = [backend for backend in (swift, ceph) if backend is not None]
+        env = {key: value for backend in backends for key, value in backend.env.items()}
+        with (
+            glance_conf(stores, env, containers) as conf,
+            throwaway_server(
+                "imageservice-bench-stores-", {"GLANCE_API_CONF": str(conf)}
+            ) as server,
+        ):
+            print_setup(server, *setup, f"1 GiB = {IMAGE_SIZE} bytes")
+            big_digests = big.result() if big else None
+            bench = Bench(server, backends, block, Client(server.port))
+            directs: dict[str, Direct] = {}
+            if swift is not None:
+                directs["swift"] = DirectSwift(swift, containers["swift"], block)
+                directs["s3"] = DirectS3(swift, containers["s3"], block)
+            if ceph is not None:
+                directs["rbd"] = DirectRbd(ceph, block)
+            runs = benchmark(bench, stores, directs, digests, big_digests)
+        if swift is not None:
+            left += swift.objects(every_container)
+        if ceph is not None:
+            left += [f"rbd/{name}" for name in rbd.RBD().list(directs["rbd"].ioctx)]
     print_rates(runs)
     print_cpu(runs)
     print_layouts(runs)

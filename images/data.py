@@ -14,7 +14,15 @@ from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
 from images.storage import staging, stores
-from images.storage.base import ByteRange, ImageStore, Readable, WrittenData, new_attempt
+from images.storage.base import (
+    IN_USE,
+    ByteRange,
+    DataInUse,
+    ImageStore,
+    Readable,
+    WrittenData,
+    new_attempt,
+)
 from images.storage.writer import PendingWrite, image_too_large, write_image, write_plan
 from imageservice.errors import GlanceError
 
@@ -193,10 +201,13 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
 def delete_data(image: Image) -> None:
     """Remove the image's bytes from every store that holds them, and from staging."""
     known = stores.all_stores()
-    for location in image.locations.all():
-        store = known.get(location.store)
-        if store is not None:
-            store.delete(image.id)
+    holding = [known[loc.store] for loc in image.locations.all() if loc.store in known]
+    # Every store is asked first: one that refuses (an RBD snapshot with clones) must not find
+    # the other copies already gone when the delete is refused and the image stays active.
+    for store in holding:
+        store.check_deletable(image.id)
+    for store in holding:
+        store.delete(image.id)
     image.locations.all().delete()
     staging.discard_staged(image.id)
 
@@ -219,7 +230,11 @@ def delete_from_store(image: Image, store_id: str) -> None:
         raise GlanceError(404, f"Image {image.id} is not stored in store {store_id}.")
     # Bytes first: a crash in between leaves a location without data, which downloads skip,
     # never data that no location accounts for.
-    stores.all_stores()[store_id].delete(image.id)
+    try:
+        stores.all_stores()[store_id].delete(image.id)
+    except DataInUse as refusal:
+        message = f"The data for Image {image.id} could not be deleted because it is in use"
+        raise GlanceError(409, f"{message}: {IN_USE}") from refusal
     image.locations.filter(store=store_id).delete()
     image.touch()
     image.save(update_fields=["updated_at"])

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
 from images.storage.staging import ensure_staging_root
-from images.storage.stores import prepare_stores, unknown_options
+from images.storage.stores import missing_requirements, prepare_stores, unknown_options
 
 
 def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
@@ -156,13 +156,22 @@ def _check_stores() -> list[CheckMessage]:
         )
         for store, option in unknown_options()
     ]
+    lacking = missing_requirements()
+    messages += [
+        Error(
+            f"Store {store} cannot be used: {problem}",
+            hint="Install what is named, then start again (docs/storage.md).",
+            id="imageservice.E011",
+        )
+        for store, problem in lacking.items()
+    ]
     messages += [
         Error(
             f"Store cannot be used: {problem}",
             hint="Fix the store's options (`manage.py check_stores` tries each store again).",
             id="imageservice.E007",
         )
-        for problem in prepare_stores()
+        for problem in prepare_stores(skip=lacking)
     ]
     return messages
 

@@ -89,58 +89,6 @@ EOF
 }
 
 
-# --- packages ---------------------------------------------------------------------------------
-
-missing_packages() {
-    local pkg
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' \
-            || echo "$pkg"
-    done
-}
-
-install_packages() {
-    local missing
-    mapfile -t missing < <(missing_packages)
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ $(id -u) -eq 0 ]] || die "packages missing (${missing[*]}): run this once as root, or" \
-        "apt-get install --no-install-recommends ${PACKAGES[*]}"
-
-    step "installing ${missing[*]} (apt-get, --no-install-recommends)"
-    # Package scripts would start memcached and the Swift servers with the packages' configs on
-    # the usual ports: a policy-rc.d that answers 101 ("action forbidden") prevents it. A policy
-    # already in place that forbids is kept; any other is set aside and put back afterwards.
-    local policy=/usr/sbin/policy-rc.d
-    if [[ -e $policy ]] && { "$policy" swift start >/dev/null 2>&1 || [[ $? -ne 101 ]]; }; then
-        mv "$policy" "$policy.swift-aio-saved"
-    fi
-    if [[ ! -e $policy ]]; then
-        trap restore_policy_rc_d EXIT
-        printf '#!/bin/sh\n# swift-aio: no service starts during this install\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-    fi
-    # Another apt-get (a parallel `make install`, say) may hold the dpkg lock: wait for it.
-    local rc=0
-    {
-        apt-get -o DPkg::Lock::Timeout=300 update -qq \
-            && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-                --no-install-recommends "${PACKAGES[@]}"
-    } >"$STATE_DIR/apt.log" 2>&1 || rc=$?
-    restore_policy_rc_d
-    trap - EXIT
-    if [[ $rc -ne 0 ]]; then
-        tail -n 30 "$STATE_DIR/apt.log" >&2
-        die "apt-get failed (full log: $STATE_DIR/apt.log)"
-    fi
-    step "installed $(dpkg-query -W -f='${Version}' swift 2>/dev/null | sed 's/^/swift /')"
-}
-
-restore_policy_rc_d() {
-    local policy=/usr/sbin/policy-rc.d
-    if grep -qs '^# swift-aio:' "$policy"; then rm -f "$policy"; fi
-    if [[ -e $policy.swift-aio-saved ]]; then mv "$policy.swift-aio-saved" "$policy"; fi
-}
-
 # --- configuration ----------------------------------------------------------------------------
 
 ensure_swift_conf() {
@@ -490,37 +438,17 @@ start_server() {
         return 0
     fi
     read -ra cmd <<<"$(server_command "$name")"
-    # Every stream is redirected and every other descriptor closed (the lock, and whatever the
-    # caller left open, such as the write end of a CI step's pipe): a server holding one makes a
-    # caller that reads to end of file wait until the server exits. setsid: each server leads its
-    # own process group, so that a Swift parent that signals its group on SIGTERM reaches only
-    # its workers, never the caller (a CI step, pytest), and stop can end the whole tree.
-    (
-        for fd in /proc/self/fd/*; do
-            fd=${fd##*/}
-            if ((fd > 2)); then eval "exec $fd>&-"; fi
-        done
-        exec setsid "${cmd[@]}"
-    ) </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
-    echo $! >"$(pid_file "$name")"
-    step "started $name (pid $!, log log/$name.log)"
+    # Each server leads its own process group (launch_detached): a Swift parent that signals its
+    # group on SIGTERM reaches only its workers, and stop ends the whole tree.
+    launch_detached "$(pid_file "$name")" "$LOG_DIR/$name.log" "${cmd[@]}"
+    step "started $name (pid $(<"$(pid_file "$name")"), log log/$name.log)"
 }
 
 stop_server() {
-    local name=$1 pid i
+    local name=$1 pid
     pid=$(server_pid "$name") || { rm -f "$(pid_file "$name")"; return 0; }
     # The whole group: a Swift parent and its workers (start_server made each a group leader).
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        group_alive "$pid" || break
-        sleep 0.1
-    done
-    if group_alive "$pid"; then
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        step "killed $name (pid $pid) after 10 s"
-    else
-        step "stopped $name (pid $pid)"
-    fi
+    stop_group "$name" "$pid" 10
     rm -f "$(pid_file "$name")"
 }
 
@@ -684,7 +612,7 @@ cmd_start() {
         step "already running and healthy: http://127.0.0.1:$PROXY_PORT"
         return 0
     fi
-    install_packages
+    install_packages swift
     ensure_swift_conf
     write_configs
     ensure_rings

@@ -222,7 +222,7 @@ def _store_and_activate(
         written = _place_staged_into(task, image, staged, first)
     _store_done(image, first.id)
     for store in others:
-        _copy_into(task, image, first, written.size, store)
+        _copy_into(task, image, [first], written, store)
         _store_done(image, store.id)
     _activate(task, image, written, [first, *others], context)
 
@@ -275,11 +275,20 @@ def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) ->
 
 
 def _copy_into(
-    task: Task, image: Image, source: ImageStore, size: int, store: ImageStore
+    task: Task, image: Image, sources: list[ImageStore], written: WrittenData, store: ImageStore
 ) -> WrittenData:
-    """Another copy of data already judged and active in ``source``."""
-    plan = _plan(task, size, inspect=False, judge=False)
-    chunks = _chunks_of(source, image.id)
+    """Another copy of data already judged and held by each of ``sources`` (``written`` says
+    what it is): made inside the backend when the store can copy from one of them (RBD to RBD
+    in one cluster), else streamed from the first."""
+    for source in sources:
+        try:
+            sink = store.copy_from(source, image.id, _attempt(task))
+        except GlanceError as refusal:
+            raise ImportFailed(refusal.message or refusal.extra_detail) from refusal
+        if sink is not None:
+            return _keep(task, image, PendingWrite(sink, written))
+    plan = _plan(task, written.size, inspect=False, judge=False)
+    chunks = _chunks_of(sources[0], image.id)
     return _keep(
         task, image, _write(lambda: write_image(store, image.id, _attempt(task), chunks, plan))
     )
@@ -344,15 +353,22 @@ def _activate_imported(
 
 
 def _copy_image(task: Task, image: Image) -> None:
-    location = image.locations.first()
     known = stores.all_stores()
-    if location is None or location.store not in known:
+    # In the order the image got them: the first streams when none can be copied in place.
+    names = image.locations.order_by("pk").values_list("store", flat=True)
+    sources = [known[name] for name in names if name in known]
+    if not sources:
         raise ImportFailed("The image has no data to copy.")
-    source = known[location.store]
     targets = [known[name] for name in task.input["backend"]]
-    written = None
+    written = WrittenData(
+        size=image.size,
+        checksum=image.checksum,
+        os_hash_algo=image.os_hash_algo,
+        os_hash_value=image.os_hash_value,
+        virtual_size=image.virtual_size,
+    )
     for store in targets:
-        written = _copy_into(task, image, source, image.size, store)
+        _copy_into(task, image, sources, written, store)
         _store_done(image, store.id)
     _activate(task, image, written, targets, None)
 

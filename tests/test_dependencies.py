@@ -20,6 +20,9 @@ RUN_TIME_SOURCES = ("imageservice", "images", "tasks", "importplugins", "manage.
 FIRST_PARTY = frozenset({"imageservice", "images", "tasks", "importplugins", "tests"})
 # Installed from tests/thirdparty_plugin by `make test`, as an operator would install a plugin.
 THIRD_PARTY_PLUGIN = "checksum_note_plugin"
+# Debian's Ceph bindings (python3-rados, python3-rbd): no PyPI distribution; `make
+# ceph-bindings` links them into the venv.
+SYSTEM_BINDINGS = frozenset({"rados", "rbd"})
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 TEST_EXTRA = PROJECT["optional-dependencies"]["test"]
 
@@ -59,7 +62,8 @@ def undeclared_imports(files: Iterable[Path], requirements: Iterable[str]) -> di
     allowed = declared(requirements)
     missing = {}
     for module, file in imported_modules(files).items():
-        if module in sys.stdlib_module_names or module in FIRST_PARTY | {THIRD_PARTY_PLUGIN}:
+        known = FIRST_PARTY | SYSTEM_BINDINGS | {THIRD_PARTY_PLUGIN}
+        if module in sys.stdlib_module_names or module in known:
             continue
         for distribution in distributions.get(module, [f"<no distribution for {module}>"]):
             if canonical(distribution) not in allowed:

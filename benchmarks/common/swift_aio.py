@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import swiftclient
 
+from common.aio import running
 from common.procfs import child_pids, cpu_seconds
 from common.server import PROJECT_ROOT
 
@@ -91,35 +89,5 @@ def bench_swift(settings: Mapping[str, str]) -> Iterator[SwiftAIO]:
     env = {**os.environ, **settings}
     state_dir = Path(env.get("SWIFT_AIO_DIR") or default_state_dir())
     env["SWIFT_AIO_DIR"] = str(state_dir)
-    running = _script(env, "status", check=False).returncode == 0
-    try:
-        started = time.perf_counter()
-        if not running:
-            _script(env, "start")
-        facts = _script(env, "status", "env").stdout
-        yield SwiftAIO(
-            dict(line.split("=", 1) for line in facts.splitlines() if "=" in line),
-            state_dir,
-            not running,
-            time.perf_counter() - started,
-        )
-    finally:
-        if not running:
-            # Also after a start that failed half-way: nothing of ours stays behind.
-            _script(env, "stop", "--purge", check=False)
-
-
-def _script(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(SCRIPT), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SCRIPT_TIMEOUT,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        print(result.stdout + result.stderr, file=sys.stderr)
-        raise RuntimeError(f"swift-aio.sh {' '.join(args)} exited with {result.returncode}")
-    return result
+    with running(SCRIPT, env, SCRIPT_TIMEOUT) as instance:
+        yield SwiftAIO(instance.facts, state_dir, instance.started_here, instance.start_seconds)

@@ -21,6 +21,10 @@ it only when every check passed, or aborts it. Guarantees every driver keeps:
   (a ``GlanceError``: :func:`data_missing`, :func:`store_unavailable`) before a response
   starts; it then streams in bounded chunks (never a whole image in memory).
 - ``delete`` removes the image's data and any partial attempt; missing data is not an error.
+  A store whose data others can depend on (RBD clones) refuses with :func:`data_in_use`
+  (409) and keeps it; ``check_deletable`` asks the same without deleting.
+- ``copy_from`` may copy another store's data inside the backend (no bytes through this
+  process); a store that cannot answers None and the caller streams.
 """
 
 from __future__ import annotations
@@ -97,6 +101,20 @@ def store_unavailable(store_id: str, reason: str) -> GlanceError:
     return GlanceError(503, f"Store {store_id} is not available: {reason}")
 
 
+# glance_store's InUseByStore, in Glance's words for an image delete.
+IN_USE = (
+    "The image cannot be deleted because it is in use through the backend store outside of Glance."
+)
+
+
+class DataInUse(GlanceError):
+    """The store refuses to delete the data: something outside Glance uses it."""
+
+
+def data_in_use(image_id: str) -> DataInUse:
+    return DataInUse(409, f"Image {image_id} could not be deleted because it is in use: {IN_USE}")
+
+
 class ImageStore(ABC):
     """One configured store (Glance's backend): a name, a type and the bytes of images.
 
@@ -119,10 +137,17 @@ class ImageStore(ABC):
     def from_options(cls, name: str, options: Mapping[str, str]) -> ImageStore:
         """The store ``name`` of the configuration, from its section's options."""
 
+    @classmethod
+    def missing_requirements(cls) -> str | None:
+        """What this process lacks to run the driver at all (system packages, with what to
+        install), or None."""
+        return None
+
     @abstractmethod
-    def open_write(self, image_id: str, attempt: str) -> StoreWrite:
+    def open_write(self, image_id: str, attempt: str, size: int | None = None) -> StoreWrite:
         """Start writing the image's data as ``attempt`` (hex digits, unique per writer); nothing
-        is visible until the write commits."""
+        is visible until the write commits. ``size``: the announced size, when there is one (a
+        hint: the bytes written decide)."""
 
     @abstractmethod
     def place_file(self, image_id: str, path: Path, attempt: str) -> StoreWrite:
@@ -147,6 +172,15 @@ class ImageStore(ABC):
         ``abort``) for every ``(image_id, attempt)`` that ``is_live`` says is over; return the
         names removed. Committed data is never touched. A backend that cannot tell attempts
         apart passes ``attempt=""``: live then means any write of the image is live."""
+
+    def copy_from(self, source: ImageStore, image_id: str, attempt: str) -> StoreWrite | None:
+        """A write of ``attempt``, to commit or abort, already holding a copy of the image's
+        data in ``source`` made inside the backend; None when this store cannot copy from
+        ``source`` that way (the caller then streams ``source.read`` into ``open_write``)."""
+        return None
+
+    def check_deletable(self, image_id: str) -> None:  # noqa: B027 (most stores never refuse)
+        """Raise :func:`data_in_use` when ``delete`` would refuse to remove the data."""
 
     @abstractmethod
     def url_for(self, image_id: str) -> str:
@@ -174,6 +208,34 @@ class ChunkReader:
             self.pending = next(self.chunks, b"")
         chunk, self.pending = self.pending[:size], self.pending[size:]
         return chunk
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+def integer_option(
+    options: Mapping[str, str], name: str, default: int, minimum: int | None = None
+) -> int:
+    """An integer option of a store section (``default`` when unset or empty)."""
+    text = options.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def boolean_option(options: Mapping[str, str], name: str) -> bool:
+    """A boolean option of a store section, as oslo.config spells them (false when unset)."""
+    text = options.get(name, "").strip().lower()
+    if text not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError(f"{name} must be true or false, got {options[name]!r}")
+    return text in TRUE_WORDS
 
 
 def store_weight(options: Mapping[str, str]) -> int:

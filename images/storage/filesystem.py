@@ -96,7 +96,7 @@ class FilesystemStore(ImageStore):
     def temporary_path_for(self, image_id: str, attempt: str) -> Path:
         return self.directory / f".{image_id}.{attempt}.partial"
 
-    def open_write(self, image_id: str, attempt: str) -> FileWrite:
+    def open_write(self, image_id: str, attempt: str, size: int | None = None) -> FileWrite:
         return FileWrite(self.path_for(image_id), self.temporary_path_for(image_id, attempt))
 
     def place_file(self, image_id: str, path: Path, attempt: str) -> FileWrite:

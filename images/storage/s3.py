@@ -43,7 +43,9 @@ from images.storage.base import (
     ByteRange,
     ImageStore,
     StoreWrite,
+    boolean_option,
     data_missing,
+    integer_option,
     store_unavailable,
     store_weight,
 )
@@ -70,8 +72,6 @@ READ_TIMEOUT = 60
 MAX_ATTEMPTS = 3
 # Connections shared by every write and read of one store (botocore's default is 10).
 MAX_POOL_CONNECTIONS = 50
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 
 class PartBuffers:
@@ -158,12 +158,12 @@ class S3Store(ImageStore):
             options["s3_store_secret_key"],
             region=options.get("s3_store_region_name", "").strip() or "us-east-1",
             url_format=url_format,
-            create_bucket_on_put=_boolean(options, "s3_store_create_bucket_on_put"),
+            create_bucket_on_put=boolean_option(options, "s3_store_create_bucket_on_put"),
             large_object_size=_megabytes(options, "s3_store_large_object_size", LARGE_MB, 0),
             chunk_size=_megabytes(
                 options, "s3_store_large_object_chunk_size", CHUNK_MB, MIN_CHUNK_MB
             ),
-            thread_pools=_integer(options, "s3_store_thread_pools", DEFAULT_THREAD_POOLS, 1),
+            thread_pools=integer_option(options, "s3_store_thread_pools", DEFAULT_THREAD_POOLS, 1),
             description=options.get("store_description", ""),
             weight=store_weight(options),
         )
@@ -199,7 +199,7 @@ class S3Store(ImageStore):
         buffers = max(2, WRITE_BUFFER_BYTES // self.chunk_size)
         return min(self.thread_pools, buffers - 1)
 
-    def open_write(self, image_id: str, attempt: str) -> S3Write:
+    def open_write(self, image_id: str, attempt: str, size: int | None = None) -> S3Write:
         # S3 names the attempt itself: every multipart upload has its own UploadId and parts.
         return S3Write(self, image_id)
 
@@ -522,29 +522,9 @@ def endpoint_url(host: str) -> str:
     return host
 
 
-def _integer(options: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    text = options.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def _megabytes(options: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     """A size option in glance_store's unit, MB, as bytes."""
-    return _integer(options, name, default, minimum) * MiB
-
-
-def _boolean(options: Mapping[str, str], name: str) -> bool:
-    text = options.get(name, "").strip().lower()
-    if text not in TRUE_WORDS | FALSE_WORDS:
-        raise ValueError(f"{name} must be true or false, got {options[name]!r}")
-    return text in TRUE_WORDS
+    return integer_option(options, name, default, minimum) * MiB
 
 
 def _found(operation: Callable[..., Any], **request: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from django.conf import settings
@@ -25,12 +26,13 @@ def locations_shown() -> bool:
 
 
 # Store types by glance_store's names; each driver class reads its own options. Imported on
-# first use: a worker with only file stores never loads boto3, swiftclient or keystoneauth1
-# (about 20 MiB per process).
+# first use: a worker with only file stores never loads boto3, swiftclient, keystoneauth1 or
+# librados (about 20 MiB per process).
 DRIVERS = {
     "file": "images.storage.filesystem.FilesystemStore",
     "swift": "images.storage.swift.SwiftStore",
     "s3": "images.storage.s3.S3Store",
+    "rbd": "images.storage.ceph_rbd.RbdStore",
 }
 
 
@@ -88,6 +90,9 @@ def _build_store(name: str, options: dict[str, str]) -> ImageStore:
     driver = driver_for(options["type"])
     if driver is None:
         return UnavailableStore(name, f"store type {options['type']!r} is not supported")
+    lacking = driver.missing_requirements()
+    if lacking is not None:
+        return UnavailableStore(name, lacking)
     missing = sorted(driver.REQUIRED_OPTIONS - options.keys())
     if missing:
         return UnavailableStore(name, f"[{name}] needs {', '.join(missing)}")
@@ -126,7 +131,18 @@ def store_named(name: str | None) -> ImageStore:
     return store
 
 
-def prepare_stores() -> list[str]:
-    """Make every store usable; return a description of each one that is not."""
-    problems = (store.prepare() for store in all_stores().values())
+def missing_requirements() -> dict[str, str]:
+    """Stores whose driver this process cannot run, with what to install."""
+    found = {}
+    for name, declared in (settings.ENABLED_BACKENDS or {}).items():
+        driver = driver_for(store_options(name, declared)["type"])
+        if driver is not None and (lacking := driver.missing_requirements()) is not None:
+            found[name] = lacking
+    return found
+
+
+def prepare_stores(skip: Collection[str] = ()) -> list[str]:
+    """Make every store (but those named in ``skip``) usable; return a description of each
+    one that is not."""
+    problems = (store.prepare() for name, store in all_stores().items() if name not in skip)
     return [problem for problem in problems if problem]

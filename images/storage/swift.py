@@ -94,7 +94,7 @@ class SwiftStore(ImageStore):
 
     # --- the contract --------------------------------------------------------------------
 
-    def open_write(self, image_id: str, attempt: str) -> SegmentedWrite:
+    def open_write(self, image_id: str, attempt: str, size: int | None = None) -> SegmentedWrite:
         return SegmentedWrite(self, image_id, attempt)
 
     def place_file(self, image_id: str, path: Path, attempt: str) -> SegmentedWrite:

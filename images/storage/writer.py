@@ -166,7 +166,7 @@ def write_image(
     store: ImageStore, image_id: str, attempt: str, source: Readable, plan: WritePlan
 ) -> PendingWrite:
     """Stream ``source`` into ``store`` as ``attempt`` at the data of ``image_id``."""
-    sink = store.open_write(image_id, attempt)
+    sink = store.open_write(image_id, attempt, plan.expected_size)
     return PendingWrite(sink, stream_into(sink, source, plan))
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from images.storage.base import ImageStore
 from images.storage.stores import driver_for
+from tests.storage.rbd_support import shared_pool
 from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_service
 from tests.storage.swift_support import fresh_container
 
@@ -52,11 +53,20 @@ def s3_store(request, tmp_path: Path) -> StoreUnderTest:
     return StoreUnderTest(bucket.store(), bucket.leftovers)
 
 
+def rbd_store(request, tmp_path: Path) -> StoreUnderTest:
+    # The shared pool; what the test leaves (its images, by their UUID names) is removed after.
+    pool = shared_pool()
+    before = set(pool.names())
+    request.addfinalizer(lambda: pool.remove_new(before))
+    return StoreUnderTest(pool.store(), pool.names)
+
+
 # Driver name → builder of a store under test (taking the pytest request and a temp dir).
 STORE_BUILDERS: dict[str, Callable[..., StoreUnderTest]] = {
     "file": file_store,
     "swift": swift_store,
     "s3": s3_store,
+    "rbd": rbd_store,
 }
 
 
