@@ -137,6 +137,14 @@ def _check_staging() -> list[Error]:
     problem = ensure_staging_root()
     if problem is None:
         return []
+    if settings.STAGING_STORE_TYPE != "file":
+        return [
+            Error(
+                f"The staging store ([os_glance_staging_store]) cannot be used: {problem}",
+                hint="Fix its store_type and options (docs/storage.md, Staging area).",
+                id="imageservice.E008",
+            )
+        ]
     return [
         Error(
             f"NODE_STAGING_URI cannot be used: {problem}",

@@ -282,6 +282,10 @@ NODE_STAGING_URI = (
     or glance_conf.staging_uri(GLANCE_CONF)
     or (DATA_DIR / "staging").as_uri()
 )
+# The staging area in an object store instead (images.storage.staging): the type and that
+# type's glance_store options, from [os_glance_staging_store] and STAGING_STORE_<OPTION>.
+STAGING_STORE_OPTIONS = glance_conf.staging_store_options(GLANCE_CONF, os.environ)
+STAGING_STORE_TYPE = (STAGING_STORE_OPTIONS.pop("store_type", "") or "file").lower()
 TASK_TIME_TO_LIVE = env_int("TASK_TIME_TO_LIVE", 48)  # hours, as Glance's task_time_to_live
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300)
 # Run import jobs inline instead of through the queue (tests and single-process debugging).

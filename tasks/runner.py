@@ -33,7 +33,7 @@ from images.storage.inspection import verdict
 from images.storage.writer import PendingWrite, WritePlan, write_file, write_image, write_plan
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
-from importplugins.chain import run_chain
+from importplugins.chain import chain_reads_data, run_chain
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportFetchError, ImportURIRefused, open_import_uri
 
@@ -154,10 +154,18 @@ def _plan(
 def _run_plugins(
     task: Task, image: Image, method: str, staged: StagedData, work_dir: Path
 ) -> ImportContext:
+    try:
+        reads_data = chain_reads_data(task.input["settings"]["import_plugins"])
+        data_path = staging.local_staged_copy(image.id, work_dir, fetch=reads_data)
+    except ImportPluginError as error:
+        raise ImportFailed(plugin_failure_message(error)) from error
+    except GlanceError as error:
+        reason = error.message or error.extra_detail
+        raise ImportFailed(f"Reading the staged data failed: {reason}") from error
     context = ImportContext(
         image_id=image.id,
         method=method,
-        data_path=staging.staging_path_for(image.id),
+        data_path=data_path,
         work_dir=work_dir,
         disk_format=image.disk_format,
         container_format=image.container_format,
@@ -227,8 +235,16 @@ def _place_staged_into(
         os_hash_value=staged.os_hash_value,
         virtual_size=virtual_size,
     )
-    sink = store.place_file(image.id, staging.staging_path_for(image.id), _attempt(task))
-    return _keep(task, image, PendingWrite(sink, written))
+    attempt = _attempt(task)
+    return _keep(
+        task,
+        image,
+        _write(
+            lambda: PendingWrite(
+                staging.place_staged(store, image.id, attempt, staged.size), written
+            )
+        ),
+    )
 
 
 def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
@@ -242,12 +258,34 @@ def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) ->
 def _copy_into(
     task: Task, image: Image, source: ImageStore, size: int, store: ImageStore
 ) -> WrittenData:
-    """Another copy of data already judged and active in ``source``."""
+    """Another copy of data already judged and active in ``source``: made by the store itself
+    when it can copy from ``source``, else streamed through the pipeline."""
+    attempt = _attempt(task)
+    copied = _write(lambda: _server_side_copy(source, store, image, attempt, size))
+    if copied is not None:
+        return _keep(task, image, copied)
     plan = _plan(task, size, inspect=False, judge=False)
     chunks = _chunks_of(source, image.id)
     return _keep(
         task, image, _write(lambda: write_image(store, image.id, _attempt(task), chunks, plan))
     )
+
+
+def _server_side_copy(
+    source: ImageStore, store: ImageStore, image: Image, attempt: str, size: int
+) -> PendingWrite | None:
+    sink = store.copy_from(source, image.id, attempt)
+    if sink is None:
+        return None
+    # The bytes are the source's, already hashed: what the image records of them stays.
+    written = WrittenData(
+        size=size,
+        checksum=image.checksum or "",
+        os_hash_algo=image.os_hash_algo or "",
+        os_hash_value=image.os_hash_value or "",
+        virtual_size=image.virtual_size,
+    )
+    return PendingWrite(sink, written)
 
 
 def _chunks_of(store: ImageStore, image_id: str) -> Readable:
@@ -285,10 +323,13 @@ def _activate(
                 image=image, name=name, defaults={"value": value}
             )
         if context is not None:
-            # The data is in its stores now; removing the staged copy inside the transaction
-            # means a rollback could only lose a copy the stores already hold.
-            staging.discard_staged(image.id)
+            # The data is in its stores now: the staged copy is no longer the image's. Its
+            # bytes go after the commit, so a rollback never loses them, and a node that dies
+            # in between leaves them to cleanup_staging (the image is active).
+            staging.forget_staged(image.id)
         _release(task, image)
+    if context is not None:
+        staging.remove_staged_data(image.id)
     task.record_progress(written.size, written.size)
     task.finish(TaskStatus.SUCCESS, "", result={"image_id": image.id})
 

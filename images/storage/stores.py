@@ -68,7 +68,7 @@ def _build_stores() -> dict[str, ImageStore]:
     if not multiple_stores():
         return {"file": FilesystemStore("file", Path(settings.DATA_DIR) / "images")}
     return {
-        name: _build_store(name, store_options(name, declared))
+        name: build_store(name, store_options(name, declared))
         for name, declared in settings.ENABLED_BACKENDS.items()
     }
 
@@ -84,7 +84,9 @@ def store_options(name: str, declared: str | dict[str, str]) -> dict[str, str]:
     return options
 
 
-def _build_store(name: str, options: dict[str, str]) -> ImageStore:
+def build_store(name: str, options: dict[str, str]) -> ImageStore:
+    """The store ``name`` of glance_store ``options`` (with their ``type``), or an
+    :class:`UnavailableStore` saying why it cannot be built."""
     driver = driver_for(options["type"])
     if driver is None:
         return UnavailableStore(name, f"store type {options['type']!r} is not supported")
