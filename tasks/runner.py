@@ -396,7 +396,12 @@ def _remove_copies_made(task: Task, image: Image) -> None:
     known = stores.all_stores()
     for name in task.input["backend"]:
         if name in known and name not in kept:
-            known[name].delete(image.id)
+            try:
+                known[name].delete(image.id)
+            except GlanceError as error:
+                # A store that cannot be reached must not keep the image from being retried:
+                # what this run left there is no live write's, so cleanup_stores sweeps it.
+                logger.warning("Import %s left data in store %s: %s", task.id, name, error)
 
 
 class Heartbeat:
