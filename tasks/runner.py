@@ -34,6 +34,7 @@ from images.storage.writer import PendingWrite, WritePlan, write_file, write_ima
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import chain_reads_data, run_chain
+from tasks.cluster import WorkerStopping
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportFetchError, ImportURIRefused, open_import_uri
 
@@ -70,6 +71,9 @@ def run_import(task_id: str) -> None:
             fail_import(task, image, str(failure))
         except ImportTakenOver:
             task.finish(TaskStatus.FAILURE, TAKEN_OVER)
+        except WorkerStopping as stopping:
+            # The worker is being stopped (SIGTERM): hand the import back, retryable, at once.
+            fail_import(task, image, str(stopping))
         except Exception as error:
             # Reset the image before giving up, or it would stay 'importing' for good.
             logger.exception("Import task %s failed", task.id)
