@@ -67,6 +67,9 @@ def staging_store() -> ImageStore | None:
 
 
 _built: dict[str, ImageStore] = {}
+# As the image stores (images.storage.stores): a forked process must not share the staging
+# store's connections with its parent.
+os.register_at_fork(after_in_child=_built.clear)
 
 
 def work_root() -> Path:
@@ -271,6 +274,18 @@ def place_staged(store: ImageStore, image_id: str, attempt: str, size: int) -> S
     if staging is None:
         return store.place_file(image_id, staging_path_for(image_id), attempt)
     return copy_data(staging, store, str(uuid.UUID(image_id)), attempt, size)
+
+
+def clear_local_work() -> None:
+    """Remove this node's work directories before its job worker starts (object-store staging:
+    they are local, and whatever is there was left by an earlier process, killed mid-import;
+    the cluster's scheduled cleanup runs on one node only). A shared staging directory is left
+    to ``cleanup_staging``."""
+    if staging_store() is None:
+        return
+    root = work_root()
+    for entry in root.glob(f"{WORK_DIR_PREFIX}*") if root.is_dir() else []:
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 @contextlib.contextmanager

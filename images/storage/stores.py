@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -62,6 +63,18 @@ def all_stores() -> dict[str, ImageStore]:
 
 
 _built: dict[str, dict[str, ImageStore]] = {}
+
+
+def forget_built_stores() -> None:
+    """Drop the stores built so far: the next use builds them again."""
+    _built.clear()
+
+
+# A built store's client keeps connections open (boto3's pool, a Keystone session). A process
+# forked after using it (django-q2 forks its job processes after the start-up checks reached
+# every store) would share those sockets with its parent and siblings, and read their answers:
+# two job processes were seen getting each other's S3 UploadId. Each process builds its own.
+os.register_at_fork(after_in_child=forget_built_stores)
 
 
 def _build_stores() -> dict[str, ImageStore]:

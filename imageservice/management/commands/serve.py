@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from images.storage import staging
 from tasks import nodes
 from tasks.schedules import ensure_schedules
 
@@ -41,6 +42,8 @@ class Command(BaseCommand):
         if role != "worker":
             # Uploads cut off by a previous stop; the schedule repeats this for other nodes.
             call_command("recover_uploads", stdout=self.stdout)
+        if role != "api":
+            staging.clear_local_work()
         ensure_schedules()
         children = []
         if role != "worker":
