@@ -8,8 +8,9 @@ import os
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from images.storage.staging import ensure_staging_root
+from images.storage.staging import ensure_staging_root, unknown_staging_options
 from images.storage.stores import prepare_stores, unknown_options
+from imageservice.glance_conf import STAGING_SECTION
 
 
 def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
@@ -120,7 +121,10 @@ def _check_stores() -> list[CheckMessage]:
             hint="Check the spelling; docs/storage.md lists the options each store type reads.",
             id="imageservice.W007",
         )
-        for store, option in unknown_options()
+        for store, option in [
+            *unknown_options(),
+            *((STAGING_SECTION, option) for option in unknown_staging_options()),
+        ]
     ]
     messages += [
         Error(

@@ -78,6 +78,8 @@ SWIFT_ENV = {
     "SWIFT_AIO_ACCOUNT_PORT": "6232",
     "SWIFT_AIO_MEMCACHED_PORT": "11217",
     "SWIFT_AIO_TMPFS_SIZE": "1g",
+    # Readiness on a busy machine (starting Swift beside migrate and four nodes) takes longer.
+    "SWIFT_AIO_TIMEOUT": "180",
 }
 STALE_SECONDS = 25  # IMPORT_STALE_SECONDS and UPLOAD_STALE_SECONDS (heartbeats: 15 s, 10 s)
 OPERATOR_TOKEN = "cluster-operator-token"
@@ -593,14 +595,17 @@ def main() -> int:
     redis_url = os.environ.get("CLUSTER_REDIS_URL", "redis://127.0.0.1:6379/2")
 
     print(f"cluster test in {work}")
-    swift_aio("start")
-    facts = dict(
-        line.split("=", 1) for line in swift_aio("status", "env").splitlines() if "=" in line
-    )
-    backends = Backends(facts)
-    backends.reset()
     recreate_database(database_url)
-    (work / "glance-api.conf").write_text(CONF.format(**facts))
+    swift_failure: list[BaseException] = []
+
+    def start_swift() -> None:
+        try:
+            swift_aio("start")
+        except BaseException as error:  # SystemExit too: a thread would drop it silently
+            swift_failure.append(error)
+
+    swift = threading.Thread(target=start_swift)
+    swift.start()
     settings_dir = work / "settings"
     settings_dir.mkdir()
     # A queue of this run's own: a Redis shared with other runs never hands their jobs here.
@@ -638,8 +643,20 @@ def main() -> int:
         return {**base_env, "DATA_DIR": str(data_dir), "NODE_NAME": name, "HOME": str(data_dir)}
 
     admin_env = node_env("admin")
-    manage(admin_env, "migrate", "--noinput", "-v", "0")
-    manage(admin_env, "seed_demo")
+    # The schema and the demo accounts while Swift starts: neither needs the stores.
+    setup_env = {k: v for k, v in admin_env.items() if k != "GLANCE_API_CONF"}
+    manage(setup_env, "migrate", "--noinput", "-v", "0")
+    manage(setup_env, "seed_demo")
+    swift.join()
+    if swift_failure:
+        raise swift_failure[0]
+    facts = dict(
+        line.split("=", 1) for line in swift_aio("status", "env").splitlines() if "=" in line
+    )
+    (work / "glance-api.conf").write_text(CONF.format(**facts))
+    backends = Backends(facts)
+    backends.reset()
+    print(f"database and Swift ready after {time.monotonic() - started:.0f} s")
     nodes = [
         Node("api1", "api", free_port(), node_env("api1"), work / "api1.log"),
         Node("api2", "api", free_port(), node_env("api2"), work / "api2.log"),
@@ -721,34 +738,19 @@ def run(options, started, api_nodes, workers, admin_env, backends, source_port, 
     if not options.break_recovery:
         print(manage(admin_env, "recover_imports").strip().splitlines()[-1])
         manage(admin_env, "recover_uploads")
-    retried = [job for job in jobs if not _quietly(load.done, job)]
-    for job in retried:
-        load.retry(job)
-    print(f"{len(retried)} job(s) retried once; waiting for them")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        done = pool.map(_done(load), jobs)
+        retried = [job for job, finished in zip(jobs, done, strict=True) if not finished]
+        list(pool.map(load.retry, retried))
+    print(f"{len(retried)} job(s) retried once after {time.monotonic() - started:.0f} s")
     wait_until(lambda: all(_quietly(load.done, job) for job in retried), 90, every=2)
 
     # Checks.
-    images = {}
-    wrong, lost = [], 0
-    for job in jobs:
-        image = _quietly(lambda j: load.show(j, j.image_id, j.other), job) or {}
-        images[job.image_id] = image
-        data = job.data
-        expected = hashlib.sha512(data).hexdigest()
-        if job.kind == "copy-image":
-            ok = "cheap" in image.get("stores", "").split(",")
-        else:
-            ok = image.get("status") == "active"
-        ok = ok and image.get("size") == len(data) and image.get("os_hash_value") == expected
-        read_back = _read_back(api, job) if ok else b""
-        if hashlib.sha512(read_back).hexdigest() != expected:
-            wrong.append(
-                f"{job.kind} {job.number} {job.image_id}: {image.get('status')} {job.notes}"
-            )
-            lost += len(data)
-        else:
-            with STATS.lock:
-                STATS.bytes_read_back += len(read_back)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        verdicts = list(pool.map(lambda job: _verify(load, api, job), jobs))
+    images = {job.image_id: image for job, (image, _) in zip(jobs, verdicts, strict=True)}
+    wrong = [problem for _, problem in verdicts if problem]
+    lost = sum(job.size for job, (_, problem) in zip(jobs, verdicts, strict=True) if problem)
     state = database_state(admin_env, [job.image_id for job in jobs if job.image_id])
     manage(admin_env, "cleanup_staging")
     manage(admin_env, "cleanup_stores")
@@ -797,6 +799,28 @@ def _quietly(check, job):
         return check(job)
     except (Cut, AssertionError):
         return None
+
+
+def _done(load: Workload):
+    return lambda job: _quietly(load.done, job)
+
+
+def _verify(load: Workload, api: Api, job: Job) -> tuple[dict, str]:
+    """The image as the other node shows it, and what is wrong with it (empty: nothing)."""
+    image = _quietly(lambda j: load.show(j, j.image_id, j.other), job) or {}
+    data = job.data
+    expected = hashlib.sha512(data).hexdigest()
+    if job.kind == "copy-image":
+        ok = "cheap" in image.get("stores", "").split(",")
+    else:
+        ok = image.get("status") == "active"
+    ok = ok and image.get("size") == len(data) and image.get("os_hash_value") == expected
+    read_back = _read_back(api, job) if ok else b""
+    if hashlib.sha512(read_back).hexdigest() != expected:
+        return image, f"{job.kind} {job.number} {job.image_id}: {image.get('status')} {job.notes}"
+    with STATS.lock:
+        STATS.bytes_read_back += len(read_back)
+    return image, ""
 
 
 def _read_back(api: Api, job: Job) -> bytes:

@@ -39,7 +39,7 @@ from images.storage.base import (
 )
 from images.storage.filesystem import FileWrite
 from images.storage.inspection import Detection
-from images.storage.stores import all_stores, build_store
+from images.storage.stores import COMMON_OPTIONS, all_stores, build_store, driver_for
 from images.storage.writer import PendingWrite, WritePlan, stream_into
 from imageservice.errors import GlanceError
 
@@ -70,6 +70,14 @@ _built: dict[str, ImageStore] = {}
 # As the image stores (images.storage.stores): a forked process must not share the staging
 # store's connections with its parent.
 os.register_at_fork(after_in_child=_built.clear)
+
+
+def unknown_staging_options() -> list[str]:
+    """Options of ``[os_glance_staging_store]`` its store type does not read (typos)."""
+    driver = driver_for(settings.STAGING_STORE_TYPE)
+    if settings.STAGING_STORE_TYPE not in OBJECT_STORE_TYPES or driver is None:
+        return []
+    return sorted(settings.STAGING_STORE_OPTIONS.keys() - (COMMON_OPTIONS | driver.OPTIONS))
 
 
 def work_root() -> Path:

@@ -25,6 +25,7 @@ from images.models import Image, StagedData
 from images.storage import staging
 from images.storage.stores import driver_for
 from imageservice import glance_conf
+from imageservice.checks import check_settings
 from tasks.models import Task
 from tests.storage.s3_backend import Bucket, fresh_bucket_name, s3_options, s3_service
 from tests.storage.swift_support import fresh_container, swift_options
@@ -360,3 +361,22 @@ def test_unknown_staging_store_type_is_a_problem(settings):
 
     assert "staging takes file, swift or s3" in staging.ensure_staging_root()
     assert driver_for("rbd") is None
+
+
+def test_a_misspelt_staging_store_option_is_a_start_up_warning(settings, request):
+    staged = fresh_container(request)
+    settings.STAGING_STORE_TYPE = "swift"
+    options = swift_options(staged.facts, staged.name)
+    settings.STAGING_STORE_OPTIONS = {
+        **{k: v for k, v in options.items() if k != "type"},
+        "swift_store_containr": "typo",
+    }
+
+    messages = check_settings()
+
+    assert [(m.id, m.msg) for m in messages] == [
+        (
+            "imageservice.W007",
+            "[os_glance_staging_store] swift_store_containr: unknown option, ignored.",
+        )
+    ]
