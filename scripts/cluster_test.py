@@ -70,13 +70,14 @@ SWIFT_AIO = ROOT / "scripts" / "swift-aio.sh"
 MiB = 1024 * 1024
 # A Swift of this test's own (scripts/README.md: instances side by side), so killing and
 # checking never disturbs another suite's.
+# Ports nobody else here uses by default; taken ones are replaced by free ones (choose_ports).
 SWIFT_ENV = {
     "SWIFT_AIO_DIR": os.path.join(tempfile.gettempdir(), "imageservice-swift-cluster"),
-    "SWIFT_AIO_PORT": "8097",
-    "SWIFT_AIO_OBJECT_PORT": "6230",
-    "SWIFT_AIO_CONTAINER_PORT": "6231",
-    "SWIFT_AIO_ACCOUNT_PORT": "6232",
-    "SWIFT_AIO_MEMCACHED_PORT": "11217",
+    "SWIFT_AIO_PORT": "18097",
+    "SWIFT_AIO_OBJECT_PORT": "16230",
+    "SWIFT_AIO_CONTAINER_PORT": "16231",
+    "SWIFT_AIO_ACCOUNT_PORT": "16232",
+    "SWIFT_AIO_MEMCACHED_PORT": "11807",
     "SWIFT_AIO_TMPFS_SIZE": "1g",
     # Readiness on a busy machine (starting Swift beside migrate and four nodes) takes longer.
     "SWIFT_AIO_TIMEOUT": "180",
@@ -534,6 +535,23 @@ def swift_aio(*arguments: str) -> str:
     return result.stdout
 
 
+def choose_ports() -> None:
+    """Keep the Swift's ports when they are free (or its own, still running), else take free
+    ones: other instances may run on this machine with ports of their choosing."""
+    running = subprocess.run(
+        [str(SWIFT_AIO), "status"], env={**os.environ, **SWIFT_ENV}, capture_output=True,
+        timeout=60, stdin=subprocess.DEVNULL,
+    ).returncode == 0  # fmt: skip
+    if running:
+        return
+    for variable in [name for name in SWIFT_ENV if name.endswith("_PORT")]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", int(SWIFT_ENV[variable])))
+            except OSError:
+                SWIFT_ENV[variable] = str(free_port())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -596,6 +614,7 @@ def main() -> int:
 
     print(f"cluster test in {work}")
     recreate_database(database_url)
+    choose_ports()
     swift_failure: list[BaseException] = []
 
     def start_swift() -> None:
