@@ -176,13 +176,15 @@ def start_node(cluster, tmp_path) -> Iterator[Callable[..., ServeNode]]:
     """``start_node("api", SHUTDOWN_GRACE_SECONDS="5")``: a ``serve --role`` node, ready."""
     started: list[ServeNode] = []
 
-    def start(role: str = "all", *, port: int | None = None, **settings: str) -> ServeNode:
+    def start(
+        role: str = "all", *, port: int | None = None, threads: int = 2, **settings: str
+    ) -> ServeNode:
         port = port or free_port()
         name = settings.pop("NODE_NAME", f"node-{role}-{port}")
         log = tmp_path / f"{name}.log"
         env = {**cluster.env, "NODE_NAME": name, **settings}
         command = [sys.executable, "manage.py", "serve", "--role", role]
-        command += ["--port", str(port), "--workers", "2"]
+        command += ["--port", str(port), "--workers", "2", "--threads", str(threads)]
         with log.open("ab") as output:
             process = subprocess.Popen(
                 command,
