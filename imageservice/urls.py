@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path
 
-from imageservice import versions
+from imageservice import health, versions
 from imageservice.admin_site import operator_site
 from imageservice.identity.keystone_api import discovery as identity_discovery
 
@@ -14,6 +14,7 @@ handler500 = "imageservice.errors.handler500"
 
 urlpatterns = [
     path("versions", versions.versions),
+    path("healthcheck", health.healthcheck),
     path("", versions.multiple_choices),
     path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),

@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36
 
 
-class WorkerStopping(Exception):
-    """Raised inside a running job when its process is told to stop."""
+class WorkerStopping(BaseException):
+    """Raised inside a running job when its process is told to stop. Not an ``Exception``:
+    the handlers that turn a failed read into a message must not swallow it, only the
+    cleanups (``except BaseException: … raise``) and ``tasks.runner.run_import`` see it."""
 
 
 STOPPED_MESSAGE = "The job worker running this import was stopped; the import can be retried."

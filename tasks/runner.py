@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from images.data import STAGE_HOST
 from images.models import (
     FAILED_IMPORT,
     IMPORTING_TO_STORES,
@@ -88,6 +89,8 @@ def _run(task: Task, image: Image) -> None:
     source = ImageStatus.UPLOADING if method == "glance-direct" else ImageStatus.QUEUED
     if not image.move(source, ImageStatus.IMPORTING):
         raise ImportFailed(f"The image is no longer {source}; nothing was imported.")
+    # As Glance at flow start: the staged data is the import's now, wherever it was staged.
+    ImageProperty.objects.filter(image=image, name=STAGE_HOST).delete()
     staged = _staged_source(task, image, method)
     with staging.work_directory(task.id) as work_dir:
         context = _run_plugins(task, image, method, staged, work_dir)

@@ -32,8 +32,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", default=os.environ.get("WEB_CONCURRENCY", "4"), help="gunicorn workers"
         )
+        parser.add_argument(
+            "--threads",
+            default=os.environ.get("WEB_THREADS", "2"),
+            help="threads per gunicorn worker: requests served at once, slow uploads included",
+        )
 
-    def handle(self, *args, role: str, host: str, port: str, workers: str, **options):
+    def handle(self, *args, role: str, host: str, port: str, workers: str, threads: str, **options):
         # The node's name reaches the gunicorn and job processes through their environment.
         if "NODE_NAME" not in os.environ:
             os.environ["NODE_NAME"] = f"{socket.gethostname()}:{port}"
@@ -47,7 +52,7 @@ class Command(BaseCommand):
         ensure_schedules()
         children = []
         if role != "worker":
-            children.append(subprocess.Popen(gunicorn_command(host, port, workers, grace)))
+            children.append(subprocess.Popen(gunicorn_command(host, port, workers, threads, grace)))
         if role != "api":
             children.append(subprocess.Popen([sys.executable, "manage.py", "jobworker"]))
         what = {"all": "the API and a job worker", "api": "the API", "worker": "a job worker"}
@@ -60,12 +65,12 @@ class Command(BaseCommand):
             sys.exit(1)  # a child died: a half-running node is worse than none
 
 
-def gunicorn_command(host: str, port: str, workers: str, grace: int) -> list[str]:
+def gunicorn_command(host: str, port: str, workers: str, threads: str, grace: int) -> list[str]:
     command = [
         sys.executable, "-m", "gunicorn", "imageservice.wsgi:application",
         "--bind", f"{host}:{port}", "--workers", workers,
         "--worker-class", "imageservice.gunicorn_worker.ImageServiceWorker",
-        "--threads", "2", "--keep-alive", "5", "--timeout", "300",
+        "--threads", threads, "--keep-alive", "5", "--timeout", "300",
         # Within the node's grace, with a second left for this process to see it exit.
         "--graceful-timeout", str(grace - 1),
         # Every gunicorn on a machine would share ~/.gunicorn/gunicorn.ctl; nothing uses it.
