@@ -144,9 +144,9 @@ def start_import(persona, image: Image, body: dict = GLANCE_DIRECT):
 def download(persona, image: Image) -> bytes:
     response = persona.client().get(f"/v2/images/{image.id}/file")
     assert response.status_code == 200
-    data = b"".join(response.streaming_content)
-    response.close()
-    return data
+    # Read to its end, the test client closes the response itself (and once only: a second
+    # close would end the test's database connection).
+    return b"".join(response.streaming_content)
 
 
 def test_stage_puts_the_data_into_the_staging_store_not_on_local_disk(
