@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from images.models import Image, StagedData
 from images.storage import staging
@@ -380,3 +381,20 @@ def test_a_misspelt_staging_store_option_is_a_start_up_warning(settings, request
             "[os_glance_staging_store] swift_store_containr: unknown option, ignored.",
         )
     ]
+
+
+def test_staging_page_lists_the_staged_objects_and_the_orphans(
+    admin, owner, queued, make_image, object_staging
+):
+    assert stage(owner, queued).status_code == 204
+    orphan = make_image(disk_format="raw", container_format="bare")
+    assert stage(owner, orphan, b"orphan").status_code == 204
+    Image.objects.filter(pk=orphan.pk).update(deleted=True)
+    console = Client()
+    console.force_login(admin.user)
+
+    page = console.get("/admin/staging/").content.decode()
+
+    assert f"2 file(s), {len(DATA) + 6} bytes in 2 entries" in page
+    assert "1 orphan(s), 6 bytes" in page
+    assert f"Would remove staged {orphan.id} (6 bytes): image deleted" in page
