@@ -9,7 +9,7 @@ export HOST PORT
 # qemu-img only serves the image_conversion import plugin, chromium only the browser tests.
 SYSTEM_DEPS := qemu-img:qemu-utils chromium:chromium
 
-.PHONY: install run system-deps ceph-packages ceph-bindings test test-fast lint migrations-check install-check bench bench-keystone
+.PHONY: install run system-deps ceph-packages ceph-bindings test test-fast lint migrations-check install-check bench bench-keystone cluster-test
 
 # Debian's python3-rados and python3-rbd (the only builds of Ceph's bindings for CPython 3.11)
 # are made visible to the venv alone: a .pth names a directory holding links to just those two
@@ -89,3 +89,12 @@ bench: install ceph-bindings
 # Keystone mode beside local mode; starts scripts/keystone-aio.sh (installs Keystone once).
 bench-keystone: install
 	$(PY) benchmarks/keystone.py
+
+# The scale-out chaos test (docs/scale-out-test.md): 2 API nodes and 2 job workers on PostgreSQL,
+# Redis and a Swift of its own, one of each killed mid-run; ~5 minutes. PostgreSQL and Redis must
+# be running (.ci/run starts them); the database is dropped and created again.
+CLUSTER_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/imageservice_cluster
+CLUSTER_REDIS_URL ?= redis://127.0.0.1:6379/2
+cluster-test: install
+	CLUSTER_DATABASE_URL=$(CLUSTER_DATABASE_URL) CLUSTER_REDIS_URL=$(CLUSTER_REDIS_URL) \
+		$(PY) scripts/cluster_test.py

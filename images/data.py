@@ -27,6 +27,10 @@ from images.storage.writer import PendingWrite, image_too_large, write_image, wr
 from imageservice.errors import GlanceError
 
 HEARTBEAT_SECONDS = 10
+# The node an upload or staging ran on (hidden from API responses): where its logs and, for a
+# filesystem staging area that is not shared, its staged file are. Glance writes the first.
+STAGE_HOST = "os_glance_stage_host"
+UPLOAD_HOST = "os_glance_upload_host"
 logger = logging.getLogger(__name__)
 
 
@@ -81,6 +85,7 @@ def upload(
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
     try:
+        image.set_system_property(UPLOAD_HOST, settings.NODE_NAME)
         if not (image.disk_format and image.container_format):
             raise GlanceError(
                 400, "Properties disk_format, container_format must be set prior to saving data."
@@ -180,6 +185,7 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
     try:
+        image.set_system_property(STAGE_HOST, stage_host_url())
         # A queued image owns no staged data: anything left there is an orphan of a failure.
         staging.discard_staged(image.id)
         plan = write_plan(
@@ -198,16 +204,33 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
     return pending.data
 
 
-def delete_data(image: Image) -> None:
-    """Remove the image's bytes from every store that holds them, and from staging."""
+def stage_host_url() -> str:
+    """This node's URL as Glance records it: ``worker_self_reference_url``, else one made of
+    the node's name (``<host>:<port>`` under ``serve``)."""
+    return settings.WORKER_SELF_REFERENCE_URL or f"http://{settings.NODE_NAME}"
+
+
+def delete_data(image: Image, *, unfinished_writes: bool = False) -> None:
+    """Remove the image's bytes from every store that holds them, and from staging; with
+    ``unfinished_writes`` also what an upload or import (live, or dead with its worker) has
+    written so far into any store, which no location names yet."""
     known = stores.all_stores()
-    holding = [known[loc.store] for loc in image.locations.all() if loc.store in known]
+    holding = {loc.store for loc in image.locations.all() if loc.store in known}
     # Every store is asked first: one that refuses (an RBD snapshot with clones) must not find
     # the other copies already gone when the delete is refused and the image stays active.
-    for store in holding:
-        store.check_deletable(image.id)
-    for store in holding:
-        store.delete(image.id)
+    for store_id in sorted(holding):
+        known[store_id].check_deletable(image.id)
+    for store in known.values():
+        if store.id in holding:
+            store.delete(image.id)
+        elif unfinished_writes:
+            try:
+                store.delete(image.id)
+            except GlanceError as error:
+                # cleanup_stores sweeps it later; the image is deleted all the same.
+                logger.warning(
+                    "Could not clean store %s for image %s: %s", store.id, image.id, error
+                )
     image.locations.all().delete()
     staging.discard_staged(image.id)
 

@@ -10,8 +10,11 @@ from django.conf import settings
 from images.models import Image, ImageMember, ImageStatus
 from images.storage.stores import locations_shown, multiple_stores
 
-# Properties Glance keeps internally and never shows (internals §3.3).
-HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+# Properties Glance keeps internally and never shows (internals §3.3), and the node of the
+# last upload, kept the same way (images.data).
+HIDDEN_PROPERTIES = frozenset(
+    {"os_glance_stage_host", "os_glance_hash_op_host", "os_glance_upload_host"}
+)
 
 
 def glance_timestamp(value: datetime | None) -> str | None:

@@ -256,9 +256,11 @@ def _save_image_changes(
 def delete_image(image: Image) -> None:
     if image.protected:
         raise GlanceError(403, f"Image {image.id} is protected and cannot be deleted.")
+    # A write may be under way, or dead with its worker: its partial data has no location yet.
+    writing = image.status in (ImageStatus.SAVING, ImageStatus.UPLOADING, ImageStatus.IMPORTING)
     image.mark_deleted()
     image.save()
-    delete_data(image)
+    delete_data(image, unfinished_writes=writing)
     image.properties.all().delete()
     image.tags.all().delete()
     image.members.all().delete()

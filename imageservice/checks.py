@@ -8,8 +8,9 @@ import os
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from images.storage.staging import ensure_staging_root
+from images.storage.staging import ensure_staging_root, unknown_staging_options
 from images.storage.stores import missing_requirements, prepare_stores, unknown_options
+from imageservice.glance_conf import STAGING_SECTION
 
 
 def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
@@ -154,7 +155,10 @@ def _check_stores() -> list[CheckMessage]:
             hint="Check the spelling; docs/storage.md lists the options each store type reads.",
             id="imageservice.W007",
         )
-        for store, option in unknown_options()
+        for store, option in [
+            *unknown_options(),
+            *((STAGING_SECTION, option) for option in unknown_staging_options()),
+        ]
     ]
     lacking = missing_requirements()
     messages += [
@@ -180,6 +184,14 @@ def _check_staging() -> list[Error]:
     problem = ensure_staging_root()
     if problem is None:
         return []
+    if settings.STAGING_STORE_TYPE != "file":
+        return [
+            Error(
+                f"The staging store ([os_glance_staging_store]) cannot be used: {problem}",
+                hint="Fix its store_type and options (docs/storage.md, Staging area).",
+                id="imageservice.E008",
+            )
+        ]
     return [
         Error(
             f"NODE_STAGING_URI cannot be used: {problem}",

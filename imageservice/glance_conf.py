@@ -36,8 +36,13 @@ FILE_OPTIONS: dict[str, tuple[str, str]] = {
     "POLICY_FILE": ("oslo_policy", "policy_file"),
     "DEFAULT_BACKEND": ("glance_store", "default_backend"),
 }
-# Glance's multi-store staging area: a filesystem store section of its own.
+# Glance's multi-store staging area: a filesystem store section of its own. Here its
+# `store_type` (file, the default, swift or s3) may put staging into an object store, with that
+# type's glance_store options in the same section.
 STAGING_SECTION = "os_glance_staging_store"
+# Environment overrides of that section: STAGING_STORE_TYPE=swift sets `store_type`,
+# STAGING_STORE_SWIFT_STORE_CONTAINER=... sets `swift_store_container`.
+STAGING_ENV_PREFIX = "STAGING_STORE_"
 # keystonemiddleware's options, in the section every OpenStack service gives it.
 AUTHTOKEN_SECTION = "keystone_authtoken"
 # Environment overrides of that section: KEYSTONE_AUTHTOKEN_PASSWORD=... sets `password`.
@@ -109,6 +114,17 @@ def staging_uri(conf: GlanceConf) -> str | None:
     if directory:
         return Path(directory).resolve().as_uri()
     return conf.option("DEFAULT", "node_staging_uri")
+
+
+def staging_store_options(conf: GlanceConf, environ: Mapping[str, str]) -> dict[str, str]:
+    """``[os_glance_staging_store]`` of the file, overridden option by option by the
+    environment's ``STAGING_STORE_<OPTION>`` variables; ``STAGING_STORE_TYPE`` is ``store_type``."""
+    options = dict(conf.section_options(STAGING_SECTION) or {})
+    for name, value in environ.items():
+        if name.startswith(STAGING_ENV_PREFIX) and len(name) > len(STAGING_ENV_PREFIX):
+            option = name[len(STAGING_ENV_PREFIX) :].lower()
+            options["store_type" if option == "type" else option] = value.strip()
+    return options
 
 
 def auth_strategy(conf: GlanceConf) -> str:

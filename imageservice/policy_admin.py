@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from images.models import Image
 from images.storage import staging
+from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.defaults import DEFAULT_RULES
 from imageservice.policy.engine import Decision, Policy, get_policy
@@ -186,6 +187,8 @@ class StagingEntry:
 
 def staging_overview() -> dict[str, object]:
     """What the staging root holds, and what ``cleanup_staging`` would remove (a dry run)."""
+    if (store := staging.staging_store()) is not None:
+        return _staging_store_overview(store)
     try:
         root = staging.staging_root()
     except ValueError as error:
@@ -203,6 +206,39 @@ def staging_overview() -> dict[str, object]:
         "problem": None if root.is_dir() else f"{root} does not exist",
         "entries": entries,
         "files": sum(entry.files for entry in entries),
+        "bytes": sum(entry.size for entry in entries),
+        "orphans": [entry for entry in entries if entry.orphan],
+        "orphan_bytes": sum(entry.size for entry in entries if entry.orphan),
+        "plan": would,
+        "summary": report.summary,
+    }
+
+
+def _staging_store_overview(store) -> dict[str, object]:
+    """The same for a staging area in an object store: its staged objects, by image."""
+    report = cleanup_staging(dry_run=True)
+    would = [text for level, text in report.lines if level <= 1]
+    where = ", ".join(f"{name}={value}" for name, value in store.properties().items())
+    root = f"{store.type_name} store ({where})"
+    try:
+        listing, problem = store.listing(), None
+    except GlanceError as error:
+        listing, problem = [], error.message or error.extra_detail
+    entries = [
+        StagingEntry(
+            data.image_id,
+            False,
+            1,
+            data.size,
+            any(text.startswith(f"Would remove staged {data.image_id} ") for text in would),
+        )
+        for data in listing
+    ]
+    return {
+        "root": root,
+        "problem": problem,
+        "entries": entries,
+        "files": len(entries),
         "bytes": sum(entry.size for entry in entries),
         "orphans": [entry for entry in entries if entry.orphan],
         "orphan_bytes": sum(entry.size for entry in entries if entry.orphan),

@@ -11,6 +11,7 @@ variable overrides the file. Bad values are reported by the system checks in
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -289,6 +290,10 @@ NODE_STAGING_URI = (
     or glance_conf.staging_uri(GLANCE_CONF)
     or (DATA_DIR / "staging").as_uri()
 )
+# The staging area in an object store instead (images.storage.staging): the type and that
+# type's glance_store options, from [os_glance_staging_store] and STAGING_STORE_<OPTION>.
+STAGING_STORE_OPTIONS = glance_conf.staging_store_options(GLANCE_CONF, os.environ)
+STAGING_STORE_TYPE = (STAGING_STORE_OPTIONS.pop("store_type", "") or "file").lower()
 TASK_TIME_TO_LIVE = env_int("TASK_TIME_TO_LIVE", 48)  # hours, as Glance's task_time_to_live
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300)
 # Run import jobs inline instead of through the queue (tests and single-process debugging).
@@ -334,6 +339,26 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# --- Nodes: roles, identity, health and stopping (docs/deployment.md) -------------------------
+# How this node names itself on tasks, uploads and its registry row; ``serve`` sets it to
+# "<host name>:<port>" for its children unless the operator chose one.
+NODE_NAME = env_str("NODE_NAME") or socket.gethostname()
+# The URL other nodes reach this one at (Glance's worker_self_reference_url), recorded as
+# os_glance_stage_host on PUT /stage; unset: PUBLIC_ENDPOINT, else nothing is recorded.
+WORKER_SELF_REFERENCE_URL = env_str("WORKER_SELF_REFERENCE_URL")
+# A node's registry row is beaten this often, and taken for dead after NODE_STALE_SECONDS.
+NODE_HEARTBEAT_SECONDS = env_int("NODE_HEARTBEAT_SECONDS", 15)
+NODE_STALE_SECONDS = env_int("NODE_STALE_SECONDS", 60)
+# GET /healthcheck answers 503 "DISABLED BY FILE" while this file exists (oslo.middleware's
+# disable_by_file_path, as Glance's paste pipeline configures it).
+HEALTHCHECK_DISABLE_BY_FILE_PATH = env_str("HEALTHCHECK_DISABLE_BY_FILE_PATH")
+# A stop (SIGTERM) ends API and job worker within this many seconds: uploads may finish until
+# shortly before it, running imports are handed back at once.
+SHUTDOWN_GRACE_SECONDS = env_int("SHUTDOWN_GRACE_SECONDS", 30)
+# A client must send its whole request line and headers within this many seconds; until then it
+# holds no gunicorn thread (slow clients, docs/deployment.md).
+REQUEST_HEADER_TIMEOUT = env_int("REQUEST_HEADER_TIMEOUT", 10)
 
 LOGGING = {
     "version": 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path
 
-from imageservice import versions
+from imageservice import health, versions
 from imageservice.admin_site import operator_site
 from imageservice.identity.keystone_api import discovery as identity_discovery
 
@@ -15,6 +15,7 @@ handler500 = "imageservice.errors.handler500"
 urlpatterns = [
     path("versions", versions.versions),
     path("versions/", versions.versions),
+    path("healthcheck", health.healthcheck),
     path("", versions.multiple_choices),
     path("v2", versions.to_v2_root),
     path("admin/", operator_site.urls),

@@ -102,11 +102,14 @@ class ImportPlugin(ABC):
 
     Subclasses set ``name`` (the entry point name operators list in ``IMAGE_IMPORT_PLUGINS``)
     and ``description`` (one line shown by the start-up check's hint), and implement
-    :meth:`run`.
+    :meth:`run`. A plugin that never opens ``context.data_path`` (it works on metadata only)
+    sets ``reads_data = False``: with the staging area in an object store, an import whose
+    chain reads no data needs no local copy of it (``data_path`` then names no file).
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
+    reads_data: ClassVar[bool] = True
 
     @abstractmethod
     def run(self, context: ImportContext) -> None:

@@ -80,6 +80,11 @@ def load_chain(names: Sequence[str]) -> list[ImportPlugin]:
     return plugins
 
 
+def chain_reads_data(names: Sequence[str]) -> bool:
+    """Whether any plugin of the chain ``names`` opens the image data (``reads_data``)."""
+    return any(plugin.reads_data for plugin in load_chain(names))
+
+
 def run_chain(context: ImportContext) -> None:
     """Run the chain named in ``context.settings`` over ``context``, in order.
 

@@ -39,6 +39,7 @@ def parse_inject_properties(value: str) -> dict[str, str]:
 
 class InjectImageMetadata(ImportPlugin):
     name = "inject_image_metadata"
+    reads_data = False
     description = (
         "Sets INJECT_METADATA_PROPERTIES on imported images unless the importing user holds one "
         "of IGNORE_USER_ROLES."

@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 
 class NoOp(ImportPlugin):
     name = "no_op"
+    reads_data = False
     description = "Does nothing; proves that the import plugin chain runs."
 
     def run(self, context: ImportContext) -> None:

@@ -21,7 +21,7 @@ from imageservice.admin_site import OperatorPermissions, is_operator, operator_s
 from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
 from imageservice.identity.credentials import Credentials
-from tasks.models import TERMINAL, Task, TaskStatus
+from tasks.models import TERMINAL, Node, Task, TaskStatus
 from tasks.services import retry_import
 
 RUNNING = (TaskStatus.PENDING, TaskStatus.PROCESSING)
@@ -72,6 +72,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         "image_link",
         "owner_display",
         "message_display",
+        "worker_node",
         "created_at",
         "heartbeat_at",
     )
@@ -89,6 +90,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         ),
         ("Outcome", {"fields": ("message", "result_display")}),
         ("Request", {"fields": ("user_display", "request_id", "input_display")}),
+        ("Nodes", {"fields": ("api_node", "worker_node")}),
         (
             "Times",
             {"fields": ("created_at", "updated_at", "heartbeat_at", "expires_at", "deleted")},
@@ -106,6 +108,8 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         "user_display",
         "request_id",
         "input_display",
+        "api_node",
+        "worker_node",
         "created_at",
         "updated_at",
         "heartbeat_at",
@@ -231,3 +235,39 @@ def _named(object_id: str | None, name: str | None) -> str:
     if not object_id:
         return "—"
     return f"{name} ({object_id})" if name else object_id
+
+
+@admin.register(Node, site=operator_site)
+class NodeAdmin(OperatorPermissions, admin.ModelAdmin):
+    """The nodes that registered (``serve`` beats its row), live ones first in meaning: a node
+    silent for NODE_STALE_SECONDS is shown as not live."""
+
+    list_display = ("name", "role", "live", "host", "pid", "staging_uri", "heartbeat_at")
+    list_filter = ("role",)
+    ordering = ("name",)
+    readonly_fields = (
+        "name",
+        "role",
+        "live",
+        "host",
+        "pid",
+        "staging_uri",
+        "started_at",
+        "heartbeat_at",
+        "stopped_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(boolean=True)
+    def live(self, node: Node) -> bool:
+        return node.is_live()
+
+    # Each node writes its own row; the console only shows them.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
+        return False

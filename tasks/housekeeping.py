@@ -247,13 +247,35 @@ def cleanup_staging(
     an image with a live task, of an ``uploading`` image with staged data and no stale task (it
     waits for ``POST /import``), or of an upload still beating. Finally deletes ``StagedData``
     rows whose staged file is gone.
+
+    With the staging area in an object store, its committed objects are judged the same way,
+    what unfinished staging writes left there is swept, and the work directories judged are
+    this node's (``DATA_DIR/import-work``): each node runs it for its own.
     """
     report = Report(dry_run)
-    root = staging.staging_root()
-    removed, freed, emptied = 0, 0, set()
-    entries = sorted(root.iterdir()) if root.is_dir() else []
     limit = timezone.now() - timedelta(hours=older_than_hours)
     age = f"no live task and unchanged for over {older_than_hours:g} h"
+    store = staging.staging_store()
+    if store is None:
+        removed, freed, emptied = _clean_directory(staging.staging_root(), report, limit, age)
+    else:
+        removed, freed, emptied = _clean_staging_store(store, report, limit, age)
+        # This node's work directories (each node has its own under DATA_DIR).
+        work = _clean_directory(staging.work_root(), report, limit, age)
+        removed, freed = removed + work[0], freed + work[1]
+    records = _delete_orphan_staged_data(report, emptied)
+    report.summary = (
+        f"{removed} staging file(s) {report.verb} removed, {freed} bytes {report.verb} freed; "
+        f"{records} staged-data record(s) without a file {report.verb} deleted."
+    )
+    return report
+
+
+def _clean_directory(
+    root: Path, report: Report, limit: datetime, age: str
+) -> tuple[int, int, set[str]]:
+    removed, freed, emptied = 0, 0, set()
+    entries = sorted(root.iterdir()) if root.is_dir() else []
     for entry in entries:
         if not is_direct_child(root, entry):
             report.note(f"Skipped {entry.name}: not a direct child of the staging root")
@@ -267,7 +289,7 @@ def cleanup_staging(
             report.note(f"Kept {entry.name}: {reason}", 2)
             continue
         size = _size_of(entry)
-        if not dry_run and not _remove(root, entry):
+        if not report.dry_run and not _remove(root, entry):
             report.note(f"Skipped {entry.name}: it could not be removed")
             continue
         removed, freed = removed + 1, freed + size
@@ -277,12 +299,40 @@ def cleanup_staging(
             f"Removed {entry.name} ({size} bytes): {reason}",
             f"Would remove {entry.name} ({size} bytes): {reason}",
         )
-    records = _delete_orphan_staged_data(report, emptied)
-    report.summary = (
-        f"{removed} staging file(s) {report.verb} removed, {freed} bytes {report.verb} freed; "
-        f"{records} staged-data record(s) without a file {report.verb} deleted."
-    )
-    return report
+    return removed, freed, emptied
+
+
+def _clean_staging_store(
+    store, report: Report, limit: datetime, age: str
+) -> tuple[int, int, set[str]]:
+    """The same judgement for the staged objects of an object store; then what unfinished
+    staging writes left there (segments, multipart uploads) goes as in ``cleanup_stores``."""
+    removed, freed, emptied = 0, 0, set()
+    try:
+        listing = store.listing()
+    except GlanceError as error:
+        report.note(f"Skipped the staging store: {error.message or error.extra_detail}")
+        return removed, freed, emptied
+    for data in listing:
+        remove, reason = _judge_image_file(data.image_id, data.modified < limit, age)
+        if not remove:
+            report.note(f"Kept staged {data.image_id}: {reason}", 2)
+            continue
+        if not report.dry_run:
+            try:
+                store.delete(data.image_id)
+            except GlanceError as error:
+                reason = error.message or error.extra_detail
+                report.note(f"Skipped staged {data.image_id}: {reason}")
+                continue
+        removed, freed = removed + 1, freed + data.size
+        emptied.add(data.image_id)
+        report.did(
+            f"Removed staged {data.image_id} ({data.size} bytes): {reason}",
+            f"Would remove staged {data.image_id} ({data.size} bytes): {reason}",
+        )
+    removed += _sweep_store(store, report)
+    return removed, freed, emptied
 
 
 def is_direct_child(root: Path, path: Path) -> bool:
@@ -410,7 +460,8 @@ def cleanup_stores(*, dry_run: bool = False) -> Report:
     """Remove from every store what writes that can no longer commit left behind (a killed
     process, a store that was down when a failed write tried to clean up)."""
     report = Report(dry_run)
-    total = sum(_sweep_store(store, report) for store in all_stores().values())
+    swept = [*all_stores().values(), *filter(None, [staging.staging_store()])]
+    total = sum(_sweep_store(store, report) for store in swept)
     report.summary = f"{total} leftover(s) of unfinished writes {report.verb} removed."
     return report
 

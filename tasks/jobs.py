@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tasks import cluster
 from tasks.runner import run_import as run_import_task
 
 
 def run_import(task_id: str) -> None:
-    run_import_task(task_id)
+    with cluster.job():
+        run_import_task(task_id)

@@ -61,6 +61,10 @@ class Task(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # NODE_NAME of the API node that accepted the task and of the job worker that ran it: where
+    # to look for its logs.
+    api_node = models.CharField(max_length=255, blank=True, default="")
+    worker_node = models.CharField(max_length=255, blank=True, default="")
 
     objects = TaskQuerySet.as_manager()
 
@@ -82,11 +86,13 @@ class Task(models.Model):
     def claim(self) -> bool:
         """``pending → processing`` with a conditional UPDATE: a job delivered twice runs once."""
         now = timezone.now()
+        node = settings.NODE_NAME
         claimed = Task.objects.filter(pk=self.pk, status=TaskStatus.PENDING).update(
-            status=TaskStatus.PROCESSING, heartbeat_at=now, updated_at=now
+            status=TaskStatus.PROCESSING, heartbeat_at=now, updated_at=now, worker_node=node
         )
         if claimed:
             self.status, self.heartbeat_at, self.updated_at = TaskStatus.PROCESSING, now, now
+            self.worker_node = node
         return bool(claimed)
 
     def record_progress(self, bytes_done: int, bytes_total: int | None) -> bool:
@@ -129,3 +135,42 @@ class Task(models.Model):
             # A pending task may merely wait in the queue: give it twice as long, as Glance.
             limit -= timedelta(seconds=settings.IMPORT_STALE_SECONDS)
         return self.status not in TERMINAL and (self.heartbeat_at or self.updated_at) < limit
+
+
+class NodeRole(models.TextChoices):
+    ALL = "all"
+    API = "api"
+    WORKER = "worker"
+
+
+class NodeQuerySet(models.QuerySet):
+    def live(self) -> NodeQuerySet:
+        """Nodes that beat within NODE_STALE_SECONDS and did not say they stopped."""
+        limit = timezone.now() - timedelta(seconds=settings.NODE_STALE_SECONDS)
+        return self.filter(stopped_at__isnull=True, heartbeat_at__gt=limit)
+
+
+class Node(models.Model):
+    """A running ``serve``: registered at start, beaten while it runs (``tasks.nodes``)."""
+
+    name = models.CharField(primary_key=True, max_length=255)
+    role = models.CharField(max_length=10, choices=NodeRole.choices)
+    host = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    # What must agree across nodes: a filesystem staging area only works when it is shared.
+    staging_uri = models.CharField(max_length=1024)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
+
+    def is_live(self) -> bool:
+        limit = timezone.now() - timedelta(seconds=settings.NODE_STALE_SECONDS)
+        return self.stopped_at is None and self.heartbeat_at > limit

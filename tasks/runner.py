@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from images.data import STAGE_HOST
 from images.models import (
     FAILED_IMPORT,
     IMPORTING_TO_STORES,
@@ -33,8 +34,9 @@ from images.storage.inspection import verdict
 from images.storage.writer import PendingWrite, WritePlan, write_file, write_image, write_plan
 from imageservice.errors import GlanceError
 from importplugins.base import ImportContext, ImportPluginError
-from importplugins.chain import run_chain
+from importplugins.chain import chain_reads_data, run_chain
 from tasks import download_slots
+from tasks.cluster import WorkerStopping
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportFetchError, ImportURIRefused, open_import_uri
 
@@ -84,6 +86,9 @@ def _run_claimed(task: Task, beat_also: Callable[[], None] | None = None) -> Non
             fail_import(task, image, str(failure))
         except ImportTakenOver:
             task.finish(TaskStatus.FAILURE, TAKEN_OVER)
+        except WorkerStopping as stopping:
+            # The worker is being stopped (SIGTERM): hand the import back, retryable, at once.
+            fail_import(task, image, str(stopping))
         except Exception as error:
             # Reset the image before giving up, or it would stay 'importing' for good.
             logger.exception("Import task %s failed", task.id)
@@ -98,6 +103,8 @@ def _run(task: Task, image: Image) -> None:
     source = ImageStatus.UPLOADING if method == "glance-direct" else ImageStatus.QUEUED
     if not image.move(source, ImageStatus.IMPORTING):
         raise ImportFailed(f"The image is no longer {source}; nothing was imported.")
+    # As Glance at flow start: the staged data is the import's now, wherever it was staged.
+    ImageProperty.objects.filter(image=image, name=STAGE_HOST).delete()
     staged = _staged_source(task, image, method)
     with staging.work_directory(task.id) as work_dir:
         context = _run_plugins(task, image, method, staged, work_dir)
@@ -179,10 +186,18 @@ def _plan(
 def _run_plugins(
     task: Task, image: Image, method: str, staged: StagedData, work_dir: Path
 ) -> ImportContext:
+    try:
+        reads_data = chain_reads_data(task.input["settings"]["import_plugins"])
+        data_path = staging.local_staged_copy(image.id, work_dir, fetch=reads_data)
+    except ImportPluginError as error:
+        raise ImportFailed(plugin_failure_message(error)) from error
+    except GlanceError as error:
+        reason = error.message or error.extra_detail
+        raise ImportFailed(f"Reading the staged data failed: {reason}") from error
     context = ImportContext(
         image_id=image.id,
         method=method,
-        data_path=staging.staging_path_for(image.id),
+        data_path=data_path,
         work_dir=work_dir,
         disk_format=image.disk_format,
         container_format=image.container_format,
@@ -255,8 +270,16 @@ def _place_staged_into(
         os_hash_value=staged.os_hash_value,
         virtual_size=judged.virtual_size,
     )
-    sink = store.place_file(image.id, staging.staging_path_for(image.id), _attempt(task))
-    return _keep(task, image, PendingWrite(sink, written))
+    attempt = _attempt(task)
+    return _keep(
+        task,
+        image,
+        _write(
+            lambda: PendingWrite(
+                staging.place_staged(store, image.id, attempt, staged.size), written
+            )
+        ),
+    )
 
 
 def _write_file_into(task: Task, image: Image, path: Path, store: ImageStore) -> WrittenData:
@@ -329,10 +352,13 @@ def _activate(
                 image=image, name=name, defaults={"value": value}
             )
         if context is not None:
-            # The data is in its stores now; removing the staged copy inside the transaction
-            # means a rollback could only lose a copy the stores already hold.
-            staging.discard_staged(image.id)
+            # The data is in its stores now: the staged copy is no longer the image's. Its
+            # bytes go after the commit, so a rollback never loses them, and a node that dies
+            # in between leaves them to cleanup_staging (the image is active).
+            staging.forget_staged(image.id)
         _release(task, image)
+    if context is not None:
+        staging.remove_staged_data(image.id)
     task.record_progress(written.size, written.size)
     task.finish(TaskStatus.SUCCESS, "", result={"image_id": image.id})
 
@@ -408,7 +434,12 @@ def _remove_copies_made(task: Task, image: Image) -> None:
     known = stores.all_stores()
     for name in task.input["backend"]:
         if name in known and name not in kept:
-            known[name].delete(image.id)
+            try:
+                known[name].delete(image.id)
+            except GlanceError as error:
+                # A store that cannot be reached must not keep the image from being retried:
+                # what this run left there is no live write's, so cleanup_stores sweeps it.
+                logger.warning("Import %s left data in store %s: %s", task.id, name, error)
 
 
 class Heartbeat:

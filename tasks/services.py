@@ -203,6 +203,7 @@ def accept_import(
             image_id=image.id,
             user_id=credentials.user_id,
             request_id=request_id,
+            api_node=settings.NODE_NAME,
             input={
                 "image_id": image.id,
                 "import_req": dict(request.body),
@@ -275,6 +276,7 @@ def create_legacy_import_task(
             image_id=image.id,
             user_id=credentials.user_id,
             request_id=request_id,
+            api_node=settings.NODE_NAME,
             input={
                 **task_input,
                 "import_req": dict(request.body),

@@ -30,6 +30,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 # -m keystone picks the tests that need a real Keystone (which also need a live server).
 DIRECTORY_MARKERS = {
     "live": [pytest.mark.live],
+    "nodes": [pytest.mark.live],
     "browser": [pytest.mark.browser],
     "keystone": [pytest.mark.live, pytest.mark.keystone],
 }

@@ -404,7 +404,18 @@ def test_ensure_schedules_twice_creates_each_schedule_once(db):
     call = "django.core.management.call_command"
     assert rows == {
         "recover_imports": (call, "('recover_imports',)", Schedule.MINUTES, 5, -1),
+        "recover_uploads": (call, "('recover_uploads',)", Schedule.MINUTES, 5, -1),
         "cleanup_staging": (call, "('cleanup_staging',)", Schedule.MINUTES, 60, -1),
         "purge_tasks": (call, "('purge_tasks',)", Schedule.MINUTES, 60, -1),
         "cleanup_stores": (call, "('cleanup_stores',)", Schedule.MINUTES, 60, -1),
     }
+
+
+def test_ensure_schedules_keeps_the_oldest_of_duplicates(db):
+    # Two nodes starting at once may each have created a row: each job must still run once.
+    first = ensure_schedules()[0]
+    Schedule.objects.create(name=first.name, func=first.func, args=first.args, repeats=-1)
+
+    ensure_schedules()
+
+    assert list(Schedule.objects.filter(name=first.name).values_list("pk", flat=True)) == [first.pk]

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from images.models import Image, ImageLocation
+from images.storage import stores
 from tests.support import JSON, glance_error, reloaded
 
 OCTET = "application/octet-stream"
@@ -294,3 +296,19 @@ def test_locations_of_deactivated_image_shown_to_admin(admin, owner, image, sett
     assert [location["url"] for location in body["locations"]] == [
         (data_dir / "images" / image.id).as_uri()
     ]
+
+
+def test_a_forked_process_builds_its_own_stores(two_stores):
+    # Built stores hold their clients' connections: a job process forked from a parent that
+    # used them must not share those sockets (and read its siblings' answers).
+    parent_store = stores.all_stores()["fast"]
+    readable, writable = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running pytest's teardown
+        os.write(writable, b"own" if stores.all_stores()["fast"] is not parent_store else b"same")
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+    assert os.read(readable, 4) == b"own"
+    assert stores.all_stores()["fast"] is parent_store  # the parent keeps its own

@@ -78,3 +78,16 @@ def test_upload_heartbeat_keeps_a_slow_upload_alive(make_image, monkeypatch):
     data.UploadHeartbeat(image, "a" * 32)(1024)
 
     assert not reloaded(image).is_stale_upload()
+
+
+def test_deleting_an_image_whose_upload_died_removes_its_partial_file(owner, make_image, data_dir):
+    image = stuck_saving_image(make_image, data_dir, silent_for=timedelta(minutes=10))
+    attempt_partial = data_dir / "images" / f".{image.id}.{'b' * 32}.partial"
+    attempt_partial.write_bytes(b"x" * 1024)
+
+    response = owner.client().delete(f"/v2/images/{image.id}")
+
+    assert response.status_code == 204
+    assert not attempt_partial.exists()
+    assert not (data_dir / "images" / f".{image.id}.partial").exists()
+    assert reloaded(image).deleted

@@ -12,8 +12,11 @@ it only when every check passed, or aborts it. Guarantees every driver keeps:
 - a write is atomic: the data becomes visible under the image's name only on ``commit``; after
   ``abort`` nothing of that attempt is left in the store.
 - ``place_file`` prepares a local file (a staged upload) as the image's data without sending it
-  through the hashing pipeline again: a hard link on the same filesystem, else a copy, or a
-  server-side copy for an object store; committed like any write. The source file stays.
+  through the hashing pipeline again: a hard link on the same filesystem, else a copy;
+  committed like any write. The source file stays.
+- ``copy_from`` does the same with the image's data in another store when this store can copy
+  it on the server's side (the same Swift account, the same S3 endpoint and credentials), and
+  answers None otherwise; :func:`copy_data` then streams it through. The source stays.
 - each write names its attempt (an upload, a staging or an import task): its temporary objects
   are its own, so a writer taken over as dead never shares or finishes another's partial data,
   and the caller commits only while the image is still that attempt's (``writer.commit_if``).
@@ -23,8 +26,6 @@ it only when every check passed, or aborts it. Guarantees every driver keeps:
 - ``delete`` removes the image's data and any partial attempt; missing data is not an error.
   A store whose data others can depend on (RBD clones) refuses with :func:`data_in_use`
   (409) and keeps it; ``check_deletable`` asks the same without deleting.
-- ``copy_from`` may copy another store's data inside the backend (no bytes through this
-  process); a store that cannot answers None and the caller streams.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -68,6 +70,15 @@ class WrittenData:
     os_hash_value: str
     virtual_size: int | None
     detection: Detection | None = None
+
+
+@dataclass(frozen=True)
+class StoredData:
+    """Committed data of one image in a store, as its listing shows it."""
+
+    image_id: str
+    size: int
+    modified: datetime
 
 
 class StoreWrite(ABC):
@@ -154,6 +165,11 @@ class ImageStore(ABC):
         """A write of ``attempt`` already holding the bytes of the local file ``path``, to
         commit or abort; ``path`` stays where it is."""
 
+    def copy_from(self, source: ImageStore, image_id: str, attempt: str) -> StoreWrite | None:
+        """A write of ``attempt`` already holding the image's data of ``source``, copied on the
+        store's side without a byte through this process; None when this store cannot."""
+        return None
+
     @abstractmethod
     def read(self, image_id: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
         """The image's bytes (or the inclusive ``byte_range`` of them), in bounded chunks."""
@@ -173,14 +189,12 @@ class ImageStore(ABC):
         names removed. Committed data is never touched. A backend that cannot tell attempts
         apart passes ``attempt=""``: live then means any write of the image is live."""
 
-    def copy_from(self, source: ImageStore, image_id: str, attempt: str) -> StoreWrite | None:
-        """A write of ``attempt``, to commit or abort, already holding a copy of the image's
-        data in ``source`` made inside the backend; None when this store cannot copy from
-        ``source`` that way (the caller then streams ``source.read`` into ``open_write``)."""
-        return None
-
     def check_deletable(self, image_id: str) -> None:  # noqa: B027 (most stores never refuse)
         """Raise :func:`data_in_use` when ``delete`` would refuse to remove the data."""
+
+    @abstractmethod
+    def listing(self) -> list[StoredData]:
+        """Every image's committed data in the store (for the staging area's cleanup)."""
 
     @abstractmethod
     def url_for(self, image_id: str) -> str:
@@ -238,6 +252,29 @@ def boolean_option(options: Mapping[str, str], name: str) -> bool:
     return text in TRUE_WORDS
 
 
+def copy_data(
+    source: ImageStore, target: ImageStore, image_id: str, attempt: str, size: int
+) -> StoreWrite:
+    """The image's ``size`` bytes in ``source`` as a write of ``target`` ready to commit: a
+    server-side copy when ``target`` can make one, else streamed through in bounded chunks."""
+    copied = target.copy_from(source, image_id, attempt)
+    if copied is not None:
+        return copied
+    sink = target.open_write(image_id, attempt)
+    try:
+        received = 0
+        for chunk in source.read(image_id):
+            received += len(chunk)
+            sink.write(chunk)
+        if received != size:
+            # A source that changed or was cut short must not pass for the image's data.
+            raise store_unavailable(source.id, f"it held {received} bytes, not {size}")
+    except BaseException:
+        sink.abort()
+        raise
+    return sink
+
+
 def store_weight(options: Mapping[str, str]) -> int:
     """glance_store's ``weight`` option (the order of stores for downloads), default 0."""
     try:
@@ -264,7 +301,7 @@ class UnavailableStore(ImageStore):
     def _refuse(self, *args, **kwargs):
         raise store_unavailable(self.id, self.reason)
 
-    open_write = place_file = read = delete = url_for = _refuse
+    open_write = place_file = read = delete = url_for = listing = _refuse
 
     def sweep(self, is_live: Callable[[str, str], bool]) -> list[str]:
         return []

@@ -23,9 +23,11 @@ import logging
 import os
 import re
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from images.storage.base import (
     CHUNK_SIZE,
     ByteRange,
     ImageStore,
+    StoredData,
     StoreWrite,
     boolean_option,
     data_in_use,
@@ -378,6 +381,20 @@ class RbdStore(ImageStore):
                     removed.append(name)
         return removed
 
+    def listing(self) -> list[StoredData]:
+        found = []
+        with self.talking(), self.ioctx() as ioctx:
+            for name in rbd.RBD().list(ioctx):
+                if not _is_image_id(name):
+                    continue  # an attempt's partial image, or someone else's
+                try:
+                    with rbd.Image(ioctx, name, read_only=True) as image:
+                        modified = image.modify_timestamp().replace(tzinfo=UTC)
+                        found.append(StoredData(name, image.size(), modified))
+                except rbd.ImageNotFound:
+                    continue  # deleted since the list
+        return found
+
     def url_for(self, image_id: str) -> str:
         with self.talking():
             fsid = self.fsid
@@ -648,3 +665,10 @@ def _ignore(*args: Any) -> None:
 
 def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
+
+
+def _is_image_id(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,6 +14,7 @@ from images.storage.base import (
     CHUNK_SIZE,
     ByteRange,
     ImageStore,
+    StoredData,
     StoreWrite,
     data_missing,
     store_weight,
@@ -140,6 +142,15 @@ class FilesystemStore(ImageStore):
                 partial.unlink(missing_ok=True)
                 removed.append(partial.name)
         return removed
+
+    def listing(self) -> list[StoredData]:
+        found = []
+        for path in sorted(self.directory.glob("*")) if self.directory.is_dir() else []:
+            if path.is_file() and not path.name.startswith("."):
+                stat = path.stat()
+                modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+                found.append(StoredData(path.name, stat.st_size, modified))
+        return found
 
     def url_for(self, image_id: str) -> str:
         return self.path_for(image_id).as_uri()

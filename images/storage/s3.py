@@ -42,6 +42,7 @@ from images.storage.base import (
     CHUNK_SIZE,
     ByteRange,
     ImageStore,
+    StoredData,
     StoreWrite,
     boolean_option,
     data_missing,
@@ -60,6 +61,7 @@ CHUNK_MB = 10
 MIN_CHUNK_MB = 5  # S3 refuses smaller parts (but the last) at completion
 DEFAULT_THREAD_POOLS = 10
 MAX_PARTS = 10000  # S3's limit per multipart upload
+MAX_COPY_BYTES = 5 * 1024 * MiB  # the largest object (or part) S3 copies in one request
 URL_FORMATS = ("auto", "path", "virtual")
 # Part buffers of one write (the part filling and the parts uploading), whatever
 # s3_store_thread_pools says, and never fewer than two: one part uploads while the next fills.
@@ -214,6 +216,21 @@ class S3Store(ImageStore):
             raise
         return sink
 
+    def copy_from(self, source: ImageStore, image_id: str, attempt: str) -> S3Copy | None:
+        if not isinstance(source, S3Store) or not self.same_account(source):
+            return None
+        return S3Copy(self, source, image_id)
+
+    def same_account(self, other: S3Store) -> bool:
+        """Whether ``other`` is reached at the same endpoint with the same credentials: then
+        the service copies between their buckets itself."""
+        return (self.endpoint, self.region, self.access_key, self.secret_key) == (
+            other.endpoint,
+            other.region,
+            other.access_key,
+            other.secret_key,
+        )
+
     def read(self, image_id: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
         request = {"Bucket": self.bucket, "Key": image_id}
         if byte_range is not None:
@@ -253,6 +270,22 @@ class S3Store(ImageStore):
                 self.abort_upload(key, upload_id)
                 aborted.append(f"{key} upload {upload_id}")
         return aborted
+
+    def listing(self) -> list[StoredData]:
+        found = []
+        pages = self.client.get_paginator("list_objects_v2")
+        with self.talking():
+            try:
+                for page in pages.paginate(Bucket=self.bucket):
+                    for item in page.get("Contents", []):
+                        if _is_uuid(item["Key"]):
+                            found.append(
+                                StoredData(item["Key"], item["Size"], item["LastModified"])
+                            )
+            except ClientError as error:
+                if _status(error) != 404:  # no bucket: nothing in it
+                    raise
+        return found
 
     def uploads(self, prefix: str = "") -> Iterator[dict]:
         """The bucket's multipart uploads in progress (of keys starting with ``prefix``)."""
@@ -334,6 +367,21 @@ class S3Store(ImageStore):
             ) from error
 
 
+def start_upload(store: S3Store, key: str) -> str:
+    """A new multipart upload of ``key``: its UploadId."""
+    with store.talking():
+        try:
+            return store.client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+        except ClientError as error:
+            # glance_store creates a missing bucket on the first put when told to.
+            if _status(error) != 404 or not store.create_bucket_on_put:
+                raise
+        problem = store.prepare()
+        if problem is not None:
+            raise store_unavailable(store.id, problem)
+        return store.client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+
+
 class S3Write(StoreWrite):
     """One multipart upload: parts of ``chunk_size`` bytes, uploaded by a few threads while
     the next one fills."""
@@ -341,7 +389,7 @@ class S3Write(StoreWrite):
     def __init__(self, store: S3Store, key: str):
         self.store = store
         self.key = key
-        self.upload_id = self._start()
+        self.upload_id = start_upload(store, key)
         # Part buffers are taken once (at most parts_in_flight + 1) and refilled in place:
         # fresh 10 MiB buffers per part leave the allocator holding far more than in use.
         self.filling: bytearray | None = None
@@ -354,25 +402,6 @@ class S3Write(StoreWrite):
             max_workers=store.parts_in_flight, thread_name_prefix=f"s3-{store.id}"
         )
         self.finished = False
-
-    def _start(self) -> str:
-        store = self.store
-        with store.talking():
-            try:
-                return self._create_upload()
-            except ClientError as error:
-                # glance_store creates a missing bucket on the first put when told to.
-                if _status(error) != 404 or not store.create_bucket_on_put:
-                    raise
-            problem = store.prepare()
-            if problem is not None:
-                raise store_unavailable(store.id, problem)
-            return self._create_upload()
-
-    def _create_upload(self) -> str:
-        store = self.store
-        created = store.client.create_multipart_upload(Bucket=store.bucket, Key=self.key)
-        return created["UploadId"]
 
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -483,6 +512,94 @@ class S3Write(StoreWrite):
                 self.store.abort_upload(self.key, self.upload_id)
         except GlanceError as error:
             # The store is gone: the upload stays until sweep() finds it over.
+            logger.warning("abort of %s upload %s: %s", self.key, self.upload_id, error)
+
+
+class S3Copy(StoreWrite):
+    """The image's object of another bucket on the same service, copied by the service itself:
+    ``CopyObject`` on commit for an object below ``s3_store_large_object_size``, else a
+    multipart upload of ``UploadPartCopy`` parts, completed on commit. Nothing is visible
+    under the key before commit, as for an :class:`S3Write`."""
+
+    def __init__(self, store: S3Store, source: S3Store, key: str):
+        self.store = store
+        self.source = {"Bucket": source.bucket, "Key": key}
+        self.key = key
+        self.upload_id: str | None = None
+        self.parts: list[dict] = []
+        self.finished = False
+        with store.talking():
+            try:
+                head = source.client.head_object(**self.source)
+            except ClientError as error:
+                if _status(error) == 404:
+                    raise data_missing(source.id, key) from None
+                raise
+        size = head["ContentLength"]
+        self.etag = head.get("ETag")
+        if size >= min(store.large_object_size, MAX_COPY_BYTES) and size:
+            self._copy_parts(size)
+        elif store.create_bucket_on_put and (problem := store.prepare()):
+            # The multipart path creates a missing bucket on its first request; CopyObject
+            # would only answer 404.
+            raise store_unavailable(store.id, problem)
+
+    def _copy_parts(self, size: int) -> None:
+        store = self.store
+        # Copied parts are never buffered here: a bigger part than configured costs nothing,
+        # and keeps a huge image within S3's part count.
+        part_size = min(max(store.chunk_size, -(-size // MAX_PARTS)), MAX_COPY_BYTES)
+        self.upload_id = start_upload(store, self.key)
+        try:
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                end = min(start + part_size, size) - 1
+                with store.talking():
+                    copied = store.client.upload_part_copy(
+                        Bucket=store.bucket,
+                        Key=self.key,
+                        UploadId=self.upload_id,
+                        PartNumber=number,
+                        CopySource=self.source,
+                        CopySourceRange=f"bytes={start}-{end}",
+                    )
+                self.parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, chunk: bytes) -> None:
+        raise TypeError("a server-side copy is filled by the service, not written to")
+
+    def commit(self) -> None:
+        store = self.store
+        with store.talking():
+            if self.upload_id is None:
+                # Only a source unchanged since it was looked at becomes the image's data.
+                store.client.copy_object(
+                    Bucket=store.bucket,
+                    Key=self.key,
+                    CopySource=self.source,
+                    **({"CopySourceIfMatch": self.etag} if self.etag else {}),
+                )
+            else:
+                store.client.complete_multipart_upload(
+                    Bucket=store.bucket,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                )
+        self.finished = True
+
+    def abort(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.upload_id is None:
+            return
+        try:
+            with self.store.talking():
+                self.store.abort_upload(self.key, self.upload_id)
+        except GlanceError as error:
             logger.warning("abort of %s upload %s: %s", self.key, self.upload_id, error)
 
 

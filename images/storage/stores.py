@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 from collections.abc import Collection
 from pathlib import Path
 
@@ -66,11 +67,23 @@ def all_stores() -> dict[str, ImageStore]:
 _built: dict[str, dict[str, ImageStore]] = {}
 
 
+def forget_built_stores() -> None:
+    """Drop the stores built so far: the next use builds them again."""
+    _built.clear()
+
+
+# A built store's client keeps connections open (boto3's pool, a Keystone session). A process
+# forked after using it (django-q2 forks its job processes after the start-up checks reached
+# every store) would share those sockets with its parent and siblings, and read their answers:
+# two job processes were seen getting each other's S3 UploadId. Each process builds its own.
+os.register_at_fork(after_in_child=forget_built_stores)
+
+
 def _build_stores() -> dict[str, ImageStore]:
     if not multiple_stores():
         return {"file": FilesystemStore("file", Path(settings.DATA_DIR) / "images")}
     return {
-        name: _build_store(name, store_options(name, declared))
+        name: build_store(name, store_options(name, declared))
         for name, declared in settings.ENABLED_BACKENDS.items()
     }
 
@@ -86,7 +99,9 @@ def store_options(name: str, declared: str | dict[str, str]) -> dict[str, str]:
     return options
 
 
-def _build_store(name: str, options: dict[str, str]) -> ImageStore:
+def build_store(name: str, options: dict[str, str]) -> ImageStore:
+    """The store ``name`` of glance_store ``options`` (with their ``type``), or an
+    :class:`UnavailableStore` saying why it cannot be built."""
     driver = driver_for(options["type"])
     if driver is None:
         return UnavailableStore(name, f"store type {options['type']!r} is not supported")

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 from http import HTTPStatus
 from pathlib import Path
@@ -33,6 +35,7 @@ from images.storage.base import (
     CHUNK_SIZE,
     ByteRange,
     ImageStore,
+    StoredData,
     data_missing,
     store_unavailable,
 )
@@ -42,6 +45,7 @@ from images.storage.swift_upload import (
     MANIFEST_SEGMENTS,
     MARKER,
     Segment,
+    SegmentCopy,
     SegmentedWrite,
     manifest_json,
     segment_name,
@@ -59,6 +63,9 @@ BACKOFF_SECONDS = 0.5
 # requests' exceptions (what swiftclient raises for the network) are OSErrors.
 TRANSPORT_ERRORS = (OSError, keystone_errors.ClientException)
 UNREACHABLE = (OSError, keystone_errors.ConnectionError)
+# Swift answers a server-side COPY only once the copy is written: a segment's request may take
+# this long per byte on top of the usual timeout (a slow rate, so a busy cluster is not cut off).
+COPY_SECONDS_PER_BYTE = 1 / (10 * 1024 * 1024)
 
 
 class SwiftStore(ImageStore):
@@ -109,6 +116,22 @@ class SwiftStore(ImageStore):
             raise
         return write
 
+    def copy_from(self, source: ImageStore, image_id: str, attempt: str) -> SegmentCopy | None:
+        if not isinstance(source, SwiftStore) or not self.same_account(source):
+            return None
+        return SegmentCopy(self, image_id, attempt, source.segments_of(image_id))
+
+    def same_account(self, other: SwiftStore) -> bool:
+        """Whether ``other`` keeps its containers in this store's account, reached the same
+        way: then Swift copies between them itself."""
+        mine, theirs = self.settings, other.settings
+        return (mine.account, mine.endpoint, mine.region, mine.endpoint_type) == (
+            theirs.account,
+            theirs.endpoint,
+            theirs.region,
+            theirs.endpoint_type,
+        )
+
     def read(self, image_id: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
         # Swift applies a range across the segments of a large object itself.
         headers = {"Range": f"bytes={byte_range.start}-{byte_range.end}"} if byte_range else None
@@ -152,6 +175,25 @@ class SwiftStore(ImageStore):
                 removed.append(name)
         return removed
 
+    def listing(self) -> list[StoredData]:
+        connection = self.connection()
+        with self._talking():
+            try:
+                _, entries = connection.get_container(self.container, full_listing=True)
+            except ClientException as error:
+                if error.http_status != 404:
+                    raise
+                return []
+        return [
+            StoredData(
+                entry["name"],
+                int(entry["bytes"]),
+                datetime.fromisoformat(entry["last_modified"]).replace(tzinfo=UTC),
+            )
+            for entry in entries
+            if _is_uuid(entry["name"])
+        ]
+
     def url_for(self, image_id: str) -> str:
         # Glance's credential-free form (what it records with swift_store_config_file): the
         # account is named by its reference, never written into the location.
@@ -175,14 +217,14 @@ class SwiftStore(ImageStore):
 
     # --- connections and errors --------------------------------------------------------------
 
-    def connection(self, retries: int = RETRIES) -> Connection:
+    def connection(self, retries: int = RETRIES, timeout: float | None = None) -> Connection:
         """A new connection (one per thread or write: swiftclient's are not thread-safe)."""
         settings = self.settings
         common = {
             "retries": retries,
             "starting_backoff": BACKOFF_SECONDS,
             "max_backoff": 4 * BACKOFF_SECONDS,
-            "timeout": self.request_timeout,
+            "timeout": timeout or self.request_timeout,
             "insecure": settings.insecure,
             "cacert": settings.cacert,
         }
@@ -380,6 +422,60 @@ class SwiftStore(ImageStore):
             return f"Swift's slo max_manifest_segments is below {MANIFEST_SEGMENTS}"
         return None
 
+    # --- server-side copies ------------------------------------------------------------------
+
+    def segments_of(self, image_id: str) -> list[Segment]:
+        """The segments holding the image's data, in order, named ``<container>/<object>``:
+        those of its SLO manifest (sub-manifests followed), of a Glance DLO, or the one plain
+        object."""
+        connection = self.connection()
+        headers = self._head(connection, image_id)
+        if headers is None:
+            raise data_missing(self.id, image_id)
+        if headers.get("x-static-large-object", "").lower() == "true":
+            return self._manifest_segments(connection, self.container, image_id)
+        if manifest := headers.get("x-object-manifest"):
+            container, _, prefix = unquote(manifest).partition("/")
+            with self._talking():
+                _, entries = connection.get_container(container, prefix=prefix, full_listing=True)
+            return [
+                Segment(f"{container}/{entry['name']}", entry["hash"], int(entry["bytes"]))
+                for entry in sorted(entries, key=lambda entry: entry["name"])
+            ]
+        return [
+            Segment(
+                f"{self.container}/{image_id}",
+                headers.get("etag"),
+                int(headers.get("content-length", 0)),
+            )
+        ]
+
+    def _manifest_segments(
+        self, connection: Connection, container: str, name: str
+    ) -> list[Segment]:
+        with self._talking(name):
+            _, body = connection.get_object(container, name, query_string="multipart-manifest=get")
+        segments = []
+        for entry in json.loads(body):
+            path = entry["name"].lstrip("/")
+            if entry.get("range"):
+                raise self.unavailable_because(f"{path} is a ranged segment, not copied whole")
+            if entry.get("sub_slo"):
+                inner, _, inner_name = path.partition("/")
+                segments += self._manifest_segments(connection, inner, inner_name)
+            else:
+                segments.append(Segment(path, entry.get("hash"), int(entry["bytes"])))
+        return segments
+
+    def copy_segment(self, source: Segment, name: str) -> None:
+        """Swift copies ``source`` (``<container>/<object>`` of this account) to ``name`` in
+        this store's container; sent again on a failure (the copy replaces the same name)."""
+        container, _, source_name = source.name.partition("/")
+        timeout = self.request_timeout + source.size * COPY_SECONDS_PER_BYTE
+        connection = self.connection(timeout=timeout)
+        with self._talking():
+            connection.copy_object(container, source_name, destination=f"/{self.container}/{name}")
+
     # --- what a SegmentedWrite asks of its store -------------------------------------------
 
     def put_marker(self, name: str) -> None:
@@ -470,6 +566,13 @@ class _TempauthConnection(Connection):
         url, token = super().get_auth()
         self.tokens.remember(url, token)
         return url, token
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
 
 def _status(code: int) -> str:

@@ -170,7 +170,9 @@ class SegmentedWrite(StoreWrite):
     def commit(self) -> None:
         self.finish()
         segments = self.uploaded or [self.store.put_empty_segment(self.image_id, self.attempt)]
-        self.store.put_manifest(self.image_id, self._manifest(segments))
+        self.store.put_manifest(
+            self.image_id, joined(self.store, self.image_id, self.attempt, segments)
+        )
         self.committed = True
         self.store.remove_quietly([marker_name(self.image_id, self.attempt)])
 
@@ -194,20 +196,6 @@ class SegmentedWrite(StoreWrite):
     def _hand(self, item: object) -> None:
         if not self.feed.put(item):
             raise self.error or self.store.unavailable_because("the write was aborted")
-
-    def _manifest(self, segments: list[Segment]) -> list[Segment]:
-        if len(segments) <= MANIFEST_SEGMENTS:
-            return segments
-        groups = [
-            segments[start : start + MANIFEST_SEGMENTS]
-            for start in range(0, len(segments), MANIFEST_SEGMENTS)
-        ]
-        if len(groups) > MANIFEST_SEGMENTS:
-            raise GlanceError(413, "The image needs more segments than Swift can join.")
-        return [
-            self.store.put_submanifest(submanifest_name(self.image_id, self.attempt, number), group)
-            for number, group in enumerate(groups, start=1)
-        ]
 
     # --- the uploader's thread -------------------------------------------------------------
 
@@ -235,6 +223,65 @@ class SegmentedWrite(StoreWrite):
         body = _SegmentBody(self.feed, first)
         etag = connection.put_object(self.store.container, name, iter(body))
         return Segment(name, etag, body.size)
+
+
+class SegmentCopy(StoreWrite):
+    """An attempt's segments copied by Swift itself from segments elsewhere in the same account
+    (the staging area's, or another store's container), committed by one manifest PUT as a
+    :class:`SegmentedWrite`: no byte of the image passes through this process."""
+
+    def __init__(self, store: SwiftStore, image_id: str, attempt: str, sources: list[Segment]):
+        """``sources``: the data's segments in order, named ``<container>/<object>``."""
+        self.store = store
+        self.image_id = image_id
+        self.attempt = attempt
+        self.copied: list[Segment] = []
+        self.committed = False
+        store.put_marker(marker_name(image_id, attempt))
+        try:
+            for number, source in enumerate(sources, start=1):
+                name = segment_name(image_id, attempt, number)
+                store.copy_segment(source, name)
+                self.copied.append(Segment(name, source.etag, source.size))
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, chunk: bytes) -> None:
+        raise TypeError("a segment copy is filled by Swift, not written to")
+
+    def commit(self) -> None:
+        segments = self.copied or [self.store.put_empty_segment(self.image_id, self.attempt)]
+        self.store.put_manifest(
+            self.image_id, joined(self.store, self.image_id, self.attempt, segments)
+        )
+        self.committed = True
+        self.store.remove_quietly([marker_name(self.image_id, self.attempt)])
+
+    def abort(self) -> None:
+        if self.committed:
+            return
+        names = [segment.name for segment in self.copied]
+        self.store.remove_quietly([*names, marker_name(self.image_id, self.attempt)])
+
+
+def joined(
+    store: SwiftStore, image_id: str, attempt: str, segments: list[Segment]
+) -> list[Segment]:
+    """What the image's manifest names: the segments, or sub-manifests of them when there are
+    more than one manifest may hold."""
+    if len(segments) <= MANIFEST_SEGMENTS:
+        return segments
+    groups = [
+        segments[start : start + MANIFEST_SEGMENTS]
+        for start in range(0, len(segments), MANIFEST_SEGMENTS)
+    ]
+    if len(groups) > MANIFEST_SEGMENTS:
+        raise GlanceError(413, "The image needs more segments than Swift can join.")
+    return [
+        store.put_submanifest(submanifest_name(image_id, attempt, number), group)
+        for number, group in enumerate(groups, start=1)
+    ]
 
 
 class _SegmentBody:

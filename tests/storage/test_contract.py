@@ -149,3 +149,17 @@ def test_sweep_removes_what_dead_writes_left_and_nothing_else(under_test):
     assert read_all(store, kept) == data
     live_write.commit()
     assert read_all(store, live_image) == live_data
+
+
+def test_listing_shows_committed_data_only(under_test):
+    store = under_test.store
+    committed, unfinished = image_id(), image_id()
+    write(store, committed, os.urandom(2 * MiB + 7)).commit()
+    pending = store.open_write(unfinished, new_attempt())
+    pending.write(os.urandom(MiB))
+
+    listed = store.listing()
+
+    pending.abort()
+    assert [(data.image_id, data.size) for data in listed] == [(committed, 2 * MiB + 7)]
+    assert listed[0].modified.tzinfo is not None
