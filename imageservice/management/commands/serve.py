@@ -43,6 +43,10 @@ class Command(BaseCommand):
             os.environ["NODE_NAME"] = f"{socket.gethostname()}:{port}"
         settings.NODE_NAME = os.environ["NODE_NAME"]
         grace = max(settings.SHUTDOWN_GRACE_SECONDS, 3)
+        # From here on a stop signal is only noted: children started meanwhile still get it.
+        received: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: received.append(signum))
         if role != "worker":
             # Uploads cut off by a previous stop; the schedule repeats this for other nodes.
             call_command("recover_uploads", stdout=self.stdout)
@@ -55,10 +59,10 @@ class Command(BaseCommand):
         what = {"all": "the API and a job worker", "api": "the API", "worker": "a job worker"}
         where = f" on http://{host}:{port}/" if role != "worker" else ""
         self.stdout.write(f"Node {settings.NODE_NAME} runs {what[role]}{where}")
-        stopped_by = supervise(children, role)
+        supervise(children, role, received)
         stop(children, grace)
         nodes.unregister()
-        if stopped_by is None:
+        if not received:
             sys.exit(1)  # a child died: a half-running node is worse than none
 
 
@@ -80,22 +84,14 @@ def gunicorn_command(host: str, port: str, workers: str, threads: str, grace: in
     return command
 
 
-def supervise(children: list[subprocess.Popen], role: str) -> int | None:
-    """Beat the node's registry row until a stop signal (returned) or a child's death (None)."""
-    received: list[int] = []
-
-    def on_signal(signum, frame):
-        received.append(signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+def supervise(children: list[subprocess.Popen], role: str, received: list[int]) -> None:
+    """Beat the node's registry row until a stop signal is ``received`` or a child dies."""
     next_beat = 0.0
     while not received and all(child.poll() is None for child in children):
         if time.monotonic() >= next_beat:
             nodes.beat(role)
             next_beat = time.monotonic() + settings.NODE_HEARTBEAT_SECONDS
         time.sleep(0.2)
-    return received[0] if received else None
 
 
 def stop(children: list[subprocess.Popen], grace: int) -> None:
