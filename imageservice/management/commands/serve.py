@@ -72,8 +72,8 @@ def gunicorn_command(host: str, port: str, workers: str, threads: str, grace: in
         "--bind", f"{host}:{port}", "--workers", workers,
         "--worker-class", "imageservice.gunicorn_worker.ImageServiceWorker",
         "--threads", threads, "--keep-alive", "5", "--timeout", "300",
-        # Within the node's grace, with a second left for this process to see it exit.
-        "--graceful-timeout", str(grace - 1),
+        # Within the node's grace: a second for this process to see it exit, one to exit.
+        "--graceful-timeout", str(grace - 2),
         # Every gunicorn on a machine would share ~/.gunicorn/gunicorn.ctl; nothing uses it.
         "--no-control-socket",
     ]  # fmt: skip
@@ -96,8 +96,9 @@ def supervise(children: list[subprocess.Popen], role: str, received: list[int]) 
 
 def stop(children: list[subprocess.Popen], grace: int) -> None:
     """SIGTERM each child (again, when the whole group got it: both take it twice), then wait
-    for them within the grace period; SIGKILL what is left."""
-    deadline = time.monotonic() + grace
+    for them within the grace period (less a second for this process to exit); SIGKILL what is
+    left."""
+    deadline = time.monotonic() + grace - 1
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)

@@ -13,5 +13,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        # A second less than the node's grace: serve, which started us, waits for us within it.
-        sys.exit(run_cluster(max(settings.SHUTDOWN_GRACE_SECONDS - 1, 2)))
+        # Two seconds less than the node's grace: serve, which started us, waits for us within
+        # it and needs a moment to exit itself.
+        sys.exit(run_cluster(max(settings.SHUTDOWN_GRACE_SECONDS - 2, 1)))
