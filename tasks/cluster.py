@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,8 +46,6 @@ def install_stop_handler(**signal_kwargs) -> None:
     # post_spawn also fires for a job run inline (sync), in a request's thread of a gunicorn
     # worker or a test: only a job process the cluster started takes the handler.
     if multiprocessing.parent_process() is None:
-        return
-    if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGTERM, _on_stop)
 

@@ -5,7 +5,6 @@ worker is tested in tests/nodes/test_graceful_stop.py."""
 from __future__ import annotations
 
 import signal
-import threading
 
 from tasks.cluster import install_stop_handler
 
@@ -16,19 +15,3 @@ def test_stop_handler_is_not_installed_in_a_process_the_cluster_did_not_start():
     install_stop_handler(sender="django_q", proc_name="inline")
 
     assert signal.getsignal(signal.SIGTERM) is before
-
-
-def test_stop_handler_is_not_installed_from_a_request_thread():
-    errors = []
-
-    def run_inline_job():
-        try:
-            install_stop_handler(sender="django_q", proc_name="inline")
-        except ValueError as error:  # what signal.signal raises outside the main thread
-            errors.append(error)
-
-    thread = threading.Thread(target=run_inline_job)
-    thread.start()
-    thread.join()
-
-    assert errors == []
