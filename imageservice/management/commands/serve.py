@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from tasks import nodes
+from tasks.checks import check_shared_staging
 from tasks.schedules import ensure_schedules
 
 ROLES = ("all", "api", "worker")
@@ -42,11 +43,13 @@ class Command(BaseCommand):
         if "NODE_NAME" not in os.environ:
             os.environ["NODE_NAME"] = f"{socket.gethostname()}:{port}"
         settings.NODE_NAME = os.environ["NODE_NAME"]
-        grace = max(settings.SHUTDOWN_GRACE_SECONDS, 3)
+        grace = max(settings.SHUTDOWN_GRACE_SECONDS, 4)
         # From here on a stop signal is only noted: children started meanwhile still get it.
         received: list[int] = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda signum, frame: received.append(signum))
+        for warning in check_shared_staging(databases=["default"]):
+            self.stderr.write(f"{warning.id}: {warning.msg}\n\tHINT: {warning.hint}")
         if role != "worker":
             # Uploads cut off by a previous stop; the schedule repeats this for other nodes.
             call_command("recover_uploads", stdout=self.stdout)
@@ -72,8 +75,8 @@ def gunicorn_command(host: str, port: str, workers: str, threads: str, grace: in
         "--bind", f"{host}:{port}", "--workers", workers,
         "--worker-class", "imageservice.gunicorn_worker.ImageServiceWorker",
         "--threads", threads, "--keep-alive", "5", "--timeout", "300",
-        # Within the node's grace: a second for this process to see it exit, one to exit.
-        "--graceful-timeout", str(grace - 2),
+        # Within the node's grace, leaving this process time to see it exit and to exit.
+        "--graceful-timeout", str(grace - 3),
         # Every gunicorn on a machine would share ~/.gunicorn/gunicorn.ctl; nothing uses it.
         "--no-control-socket",
     ]  # fmt: skip
@@ -96,9 +99,9 @@ def supervise(children: list[subprocess.Popen], role: str, received: list[int]) 
 
 def stop(children: list[subprocess.Popen], grace: int) -> None:
     """SIGTERM each child (again, when the whole group got it: both take it twice), then wait
-    for them within the grace period (less a second for this process to exit); SIGKILL what is
-    left."""
-    deadline = time.monotonic() + grace - 1
+    for them within the grace period (less two seconds for this process to exit); SIGKILL what
+    is left."""
+    deadline = time.monotonic() + grace - 2
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
