@@ -345,7 +345,7 @@ else:
 # "<host name>:<port>" for its children unless the operator chose one.
 NODE_NAME = env_str("NODE_NAME") or socket.gethostname()
 # The URL other nodes reach this one at (Glance's worker_self_reference_url), recorded as
-# os_glance_stage_host on PUT /stage; unset: PUBLIC_ENDPOINT, else nothing is recorded.
+# os_glance_stage_host on PUT /stage; unset: http://NODE_NAME.
 WORKER_SELF_REFERENCE_URL = env_str("WORKER_SELF_REFERENCE_URL")
 # A node's registry row is beaten this often, and taken for dead after NODE_STALE_SECONDS.
 NODE_HEARTBEAT_SECONDS = env_int("NODE_HEARTBEAT_SECONDS", 15)

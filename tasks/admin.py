@@ -239,8 +239,8 @@ def _named(object_id: str | None, name: str | None) -> str:
 
 @admin.register(Node, site=operator_site)
 class NodeAdmin(OperatorPermissions, admin.ModelAdmin):
-    """The nodes that registered (``serve`` beats its row), live ones first in meaning: a node
-    silent for NODE_STALE_SECONDS is shown as not live."""
+    """The nodes that registered (``serve`` beats its row); one silent for
+    NODE_STALE_SECONDS, or stopped, is shown as not live."""
 
     list_display = ("name", "role", "live", "host", "pid", "staging_uri", "heartbeat_at")
     list_filter = ("role",)

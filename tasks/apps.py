@@ -14,4 +14,5 @@ class TasksConfig(AppConfig):
 
         # Every django-q2 job process learns to hand its import back when told to stop.
         post_spawn.connect(install_stop_handler, dispatch_uid="tasks.stop_handler")
-        checks.register(check_shared_staging)
+        # A database check (migrate, check --database default); serve runs it at start too.
+        checks.register(check_shared_staging, checks.Tags.database)

@@ -9,9 +9,12 @@ from django.db import DatabaseError
 from tasks.models import Node
 
 
-def check_shared_staging(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_shared_staging(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
     """A filesystem staging area works across nodes only when every node uses the same shared
-    directory: warn when live nodes (this one included) report different ones."""
+    directory: warn when live nodes (this one included) report different ones. A database
+    check: it runs when the default database is among ``databases``."""
+    if "default" not in (databases or ()):
+        return []
     try:
         others = list(
             Node.objects.live().exclude(name=settings.NODE_NAME).values_list("name", "staging_uri")

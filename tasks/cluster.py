@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import time
@@ -42,6 +43,10 @@ _stop_requested = False
 
 def install_stop_handler(**signal_kwargs) -> None:
     """In a django-q2 job process: exit on SIGTERM, handing a running import back first."""
+    # post_spawn also fires for a job run inline (sync), in a request's thread of a gunicorn
+    # worker or a test: only a job process the cluster started takes the handler.
+    if multiprocessing.parent_process() is None:
+        return
     signal.signal(signal.SIGTERM, _on_stop)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
@@ -39,7 +40,7 @@ def unregister() -> None:
         )
 
 
-def _description(role: str, now) -> dict:
+def _description(role: str, now: datetime) -> dict:
     return {
         "role": role,
         "host": socket.gethostname(),

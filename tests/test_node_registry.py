@@ -71,7 +71,7 @@ def test_staging_check_warns_when_live_nodes_stage_into_different_directories(db
     settings.NODE_STAGING_URI = "file:///srv/node-2/staging"
     make_node("api-1:9292", "file:///srv/node-1/staging")
 
-    messages = check_shared_staging()
+    messages = check_shared_staging(databases=["default"])
 
     assert [message.id for message in messages] == ["imageservice.W050"]
     assert "api-1:9292: file:///srv/node-1/staging" in messages[0].msg
@@ -84,7 +84,7 @@ def test_staging_check_is_quiet_for_one_shared_directory_or_dead_nodes(db, setti
     make_node("api-1:9292", "file:///shared/staging")
     make_node("gone:9292", "file:///elsewhere", beat_ago=timedelta(hours=1))
 
-    assert check_shared_staging() == []
+    assert check_shared_staging(databases=["default"]) == []
 
 
 def test_staging_check_ignores_an_object_store_staging_area(db, settings):
@@ -92,7 +92,7 @@ def test_staging_check_ignores_an_object_store_staging_area(db, settings):
     settings.NODE_STAGING_URI = "file:///srv/node-2/staging"
     make_node("api-1:9292", "swift://staging")
 
-    assert check_shared_staging() == []
+    assert check_shared_staging(databases=["default"]) == []
 
 
 def test_import_records_its_api_and_worker_node(owner, make_image, settings):

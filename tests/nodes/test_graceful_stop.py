@@ -50,6 +50,7 @@ def test_group_sigterm_stops_within_the_grace_period_with_nothing_stuck(start_no
         upload.close()
         source.close()
 
+    # A second of slack for the machine's scheduling (the suite shares two cores).
     assert took <= GRACE + 1, f"stopped in {took:.1f} s:\n{node.log_text()}"
     assert node.group() == []
     # Nothing waits for a stale timeout: read the state straight from the database.

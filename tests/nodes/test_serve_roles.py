@@ -29,6 +29,8 @@ def test_api_role_runs_gunicorn_only_and_registers_as_api(start_node, cluster):
     lines = command_lines(node.group())
     assert any("gunicorn" in line for line in lines)
     assert not any("jobworker" in line for line in lines)
+    # No control socket: every gunicorn of the user would share ~/.gunicorn/gunicorn.ctl.
+    assert not (Path(cluster.env["HOME"]) / ".gunicorn").exists()
     assert cluster.query(
         f"list(__import__('tasks.models').models.Node.objects.filter(name={node.name!r})"
         ".values_list('role', 'stopped_at'))"

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from images.storage import staging
 from tasks import nodes
+from tasks.checks import check_shared_staging
 from tasks.schedules import ensure_schedules
 
 ROLES = ("all", "api", "worker")
@@ -43,7 +44,13 @@ class Command(BaseCommand):
         if "NODE_NAME" not in os.environ:
             os.environ["NODE_NAME"] = f"{socket.gethostname()}:{port}"
         settings.NODE_NAME = os.environ["NODE_NAME"]
-        grace = max(settings.SHUTDOWN_GRACE_SECONDS, 3)
+        grace = max(settings.SHUTDOWN_GRACE_SECONDS, 4)
+        # From here on a stop signal is only noted: children started meanwhile still get it.
+        received: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: received.append(signum))
+        for warning in check_shared_staging(databases=["default"]):
+            self.stderr.write(f"{warning.id}: {warning.msg}\n\tHINT: {warning.hint}")
         if role != "worker":
             # Uploads cut off by a previous stop; the schedule repeats this for other nodes.
             call_command("recover_uploads", stdout=self.stdout)
@@ -58,10 +65,10 @@ class Command(BaseCommand):
         what = {"all": "the API and a job worker", "api": "the API", "worker": "a job worker"}
         where = f" on http://{host}:{port}/" if role != "worker" else ""
         self.stdout.write(f"Node {settings.NODE_NAME} runs {what[role]}{where}")
-        stopped_by = supervise(children, role)
+        supervise(children, role, received)
         stop(children, grace)
         nodes.unregister()
-        if stopped_by is None:
+        if not received:
             sys.exit(1)  # a child died: a half-running node is worse than none
 
 
@@ -71,8 +78,8 @@ def gunicorn_command(host: str, port: str, workers: str, threads: str, grace: in
         "--bind", f"{host}:{port}", "--workers", workers,
         "--worker-class", "imageservice.gunicorn_worker.ImageServiceWorker",
         "--threads", threads, "--keep-alive", "5", "--timeout", "300",
-        # Within the node's grace, with a second left for this process to see it exit.
-        "--graceful-timeout", str(grace - 1),
+        # Within the node's grace, leaving this process time to see it exit and to exit.
+        "--graceful-timeout", str(grace - 3),
         # Every gunicorn on a machine would share ~/.gunicorn/gunicorn.ctl; nothing uses it.
         "--no-control-socket",
     ]  # fmt: skip
@@ -83,28 +90,21 @@ def gunicorn_command(host: str, port: str, workers: str, threads: str, grace: in
     return command
 
 
-def supervise(children: list[subprocess.Popen], role: str) -> int | None:
-    """Beat the node's registry row until a stop signal (returned) or a child's death (None)."""
-    received: list[int] = []
-
-    def on_signal(signum, frame):
-        received.append(signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+def supervise(children: list[subprocess.Popen], role: str, received: list[int]) -> None:
+    """Beat the node's registry row until a stop signal is ``received`` or a child dies."""
     next_beat = 0.0
     while not received and all(child.poll() is None for child in children):
         if time.monotonic() >= next_beat:
             nodes.beat(role)
             next_beat = time.monotonic() + settings.NODE_HEARTBEAT_SECONDS
         time.sleep(0.2)
-    return received[0] if received else None
 
 
 def stop(children: list[subprocess.Popen], grace: int) -> None:
     """SIGTERM each child (again, when the whole group got it: both take it twice), then wait
-    for them within the grace period; SIGKILL what is left."""
-    deadline = time.monotonic() + grace
+    for them within the grace period (less two seconds for this process to exit); SIGKILL what
+    is left."""
+    deadline = time.monotonic() + grace - 2
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)

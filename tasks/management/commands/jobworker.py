@@ -13,5 +13,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        # A second less than the node's grace: serve, which started us, waits for us within it.
-        sys.exit(run_cluster(max(settings.SHUTDOWN_GRACE_SECONDS - 1, 2)))
+        # Less than the node's grace: serve, which started us, waits for us within it and
+        # needs a moment to exit itself.
+        sys.exit(run_cluster(max(settings.SHUTDOWN_GRACE_SECONDS - 3, 1)))
