@@ -1,5 +1,5 @@
-"""Root URLs: the versions document, the v2 API, the embedded Keystone login calls and the
-operator console."""
+"""Root URLs: the versions document, the v2 API, the embedded Keystone login calls, the
+operator console and the OpenAPI document with its page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.urls import include, path, re_path
 from imageservice import versions
 from imageservice.admin_site import operator_site
 from imageservice.identity.keystone_api import discovery as identity_discovery
+from imageservice.openapi import views as openapi_views
 
 handler404 = "imageservice.errors.handler404"
 handler500 = "imageservice.errors.handler500"
@@ -15,6 +16,8 @@ handler500 = "imageservice.errors.handler500"
 urlpatterns = [
     path("versions", versions.versions),
     path("", versions.multiple_choices),
+    path("openapi.json", openapi_views.document),
+    path("api", openapi_views.page),
     path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),
     path("v2/", include("tasks.urls")),
