@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.response import Response
 
-from images import patch, services
-from images.filters import list_images
+from images import filters, patch, services
 from images.models import Image
 from images.protections import access_for
 from images.serializers import image_to_dict
@@ -15,21 +14,22 @@ from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.openapi import operations as doc
 
+BOOLEAN = ["true", "false"]
 LIST_PARAMETERS = [
     doc.query("limit", "Page size (capped at API_LIMIT_MAX)", int),
     doc.query("marker", "The id of the last image of the previous page"),
     doc.query("sort", "`key[:asc|desc],…` (the new syntax)"),
-    doc.query("sort_key", "A sort key (repeatable; the old syntax)"),
-    doc.query("sort_dir", "`asc` or `desc` (repeatable; the old syntax)"),
+    doc.query("sort_key", "A sort key (the old syntax)", enum=list(filters.SORT_KEYS)),
+    doc.query("sort_dir", "The direction (the old syntax)", enum=list(filters.SORT_DIRS)),
     doc.query("name", "Exact name, or `in:a,b`"),
     doc.query("id", "Exact id, or `in:…`"),
     doc.query("status", "Exact status, or `in:…`"),
-    doc.query("visibility", "community, public, private, shared or all"),
-    doc.query("member_status", "pending, accepted (default), rejected or all"),
+    doc.query("visibility", "Which images", enum=list(filters.VISIBILITY_VALUES)),
+    doc.query("member_status", "Default accepted", enum=list(filters.MEMBER_STATUS_VALUES)),
     doc.query("owner", "The owning project"),
     doc.query("tag", "An image tag (repeatable: all must match)"),
-    doc.query("os_hidden", "true: only hidden images; default false"),
-    doc.query("protected", "true or false"),
+    doc.query("os_hidden", "true: only hidden images; default false", enum=BOOLEAN),
+    doc.query("protected", "true or false", enum=BOOLEAN),
     doc.query("container_format", "Exact value, or `in:…`"),
     doc.query("disk_format", "Exact value, or `in:…`"),
     doc.query("size_min", "Smallest size in bytes", int),
@@ -64,7 +64,7 @@ class ImagesView(GlanceAPIView):
         description="Any other query parameter filters on the custom property of that name.",
     )
     def get(self, request):
-        page = list_images(request, self.is_admin)
+        page = filters.list_images(request, self.is_admin)
         readable = access_for(request).can_read  # property protections: hide unreadable ones
         rows = [
             image_to_dict(image, viewer_is_admin=self.is_admin, readable=readable)

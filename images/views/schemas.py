@@ -28,7 +28,7 @@ class SchemaView(GlanceAPIView):
         super().initial(request, *args, **kwargs)
 
     @doc.glance_operation(
-        "show_schema", "A Glance JSON-schema document", tag="schemas", ok={200: "SchemaDocument"}
+        None, "A Glance JSON-schema document", tag="schemas", ok={200: "SchemaDocument"}
     )
     def get(self, request):
         return Response(DOCUMENTS[self.schema_name]())

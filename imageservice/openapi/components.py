@@ -121,6 +121,62 @@ def _keystone_version() -> Schema:
     }
 
 
+def _named(*, with_domain: bool) -> Schema:
+    """A user or project named by id, or by name within a domain (Keystone's references)."""
+    properties: Schema = {"id": {"type": "string"}, "name": {"type": "string"}}
+    if with_domain:
+        properties["domain"] = _named(with_domain=False)
+    return {"type": "object", "properties": properties}
+
+
+def _auth_request() -> Schema:
+    user = _named(with_domain=True)
+    user["properties"]["password"] = {"type": "string"}
+    return {
+        "type": "object",
+        "description": "Keystone's password or token authentication request.",
+        "required": ["auth"],
+        "properties": {
+            "auth": {
+                "type": "object",
+                "required": ["identity"],
+                "properties": {
+                    "identity": {
+                        "type": "object",
+                        "required": ["methods"],
+                        "properties": {
+                            "methods": {
+                                "type": "array",
+                                "items": {"enum": ["password", "token"]},
+                                "minItems": 1,
+                            },
+                            "password": {
+                                "type": "object",
+                                "required": ["user"],
+                                "properties": {"user": user},
+                            },
+                            "token": {
+                                "type": "object",
+                                "required": ["id"],
+                                "properties": {"id": {"type": "string"}},
+                            },
+                        },
+                    },
+                    "scope": {
+                        "oneOf": [
+                            {"const": "unscoped"},
+                            {
+                                "type": "object",
+                                "properties": {"project": _named(with_domain=True)},
+                            },
+                        ]
+                    },
+                },
+            }
+        },
+    }
+
+
 def _progress() -> Schema:
     return {
         "type": "object",
@@ -293,33 +349,7 @@ def component_schemas() -> dict[str, Schema]:
             "required": ["version"],
             "properties": {"version": _keystone_version()},
         },
-        "AuthRequest": {
-            "type": "object",
-            "description": "Keystone's password or token authentication request.",
-            "required": ["auth"],
-            "properties": {
-                "auth": {
-                    "type": "object",
-                    "required": ["identity"],
-                    "properties": {
-                        "identity": {
-                            "type": "object",
-                            "required": ["methods"],
-                            "properties": {
-                                "methods": {
-                                    "type": "array",
-                                    "items": {"enum": ["password", "token"]},
-                                    "minItems": 1,
-                                },
-                                "password": {"type": "object"},
-                                "token": {"type": "object"},
-                            },
-                        },
-                        "scope": {"type": ["object", "string"]},
-                    },
-                }
-            },
-        },
+        "AuthRequest": _auth_request(),
         "Token": {
             "type": "object",
             "required": ["token"],

@@ -123,6 +123,18 @@ def plain_paths() -> dict[str, dict[str, Any]]:
                 {"300": _json("The identity versions", ref("IdentityVersions"))},
             )
         },
+        "/identity/": {
+            "get": _plain(
+                "identity_versions_slash",
+                "Identity version discovery (trailing slash)",
+                "identity",
+                {
+                    "300": _json("The identity versions", ref("IdentityVersions")),
+                    **_identity_errors(404),
+                },
+                description="404 in Keystone mode, where the cloud's Keystone answers.",
+            )
+        },
         "/identity/v3": {
             "get": _plain(
                 "identity_version",

@@ -57,7 +57,7 @@ def _success(code: int, answer: Answer, description: str) -> dict[Any, Any]:
 
 
 def glance_operation(
-    operation_id: str,
+    operation_id: str | None,
     summary: str,
     *,
     tag: str,
@@ -68,7 +68,8 @@ def glance_operation(
     description: str = "",
     ok_description: str = "",
 ):
-    """``extend_schema`` for one handler. ``body``: a component name (JSON) or
+    """``extend_schema`` for one handler. ``operation_id`` None: drf-spectacular's own, from
+    the path (for a view class serving several paths). ``body``: a component name (JSON) or
     ``{media type: schema}``; ``errors``: the statuses beyond ``COMMON_ERRORS``."""
     responses: dict[Any, Any] = {}
     for code, answer in ok.items():

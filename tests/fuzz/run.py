@@ -53,6 +53,19 @@ CHECKS = (
     "response_schema_conformance",
 )
 READER = "fuzzreader"
+# The reader of project demo and its token, then spare tokens that the identity calls may
+# validate and revoke (never a persona's own).
+ACCOUNTS_SCRIPT = f"""
+from imageservice.identity.models import User
+from imageservice.identity.services import ensure_project, ensure_user, issue_token
+demo, _ = ensure_project("demo")
+reader, _ = ensure_user({READER!r}, demo, ["reader"])
+print(issue_token(reader)[1])
+for name in ("user", "other", {READER!r}):
+    print(issue_token(User.objects.get(username=name))[1])
+"""
+# Two named stores, so the multi-store calls (/v2/info/stores, DELETE /v2/stores/…) are fuzzed too.
+STORES = ("fast", "slow")
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class Server:
             HOME=str(root),
             DJANGO_SETTINGS_MODULE=write_live_settings(settings_dir),
             PYTHONPATH=os.pathsep.join(filter(None, [str(settings_dir), str(PROJECT_ROOT)])),
+            ENABLED_BACKENDS=",".join(f"{name}:{root / 'data' / name}" for name in STORES),
         )
         for variable, value in [*DEMO_TOKENS.values(), *DEMO_PASSWORDS.values()]:
             self.env[variable] = value
@@ -97,6 +111,7 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.project_ids: dict[str, str] = {}
         self.reader_token = ""
+        self.spare_tokens: list[str] = []
 
     def manage(self, *args: str) -> str:
         return run_checked([sys.executable, "manage.py", *args], self.env)
@@ -105,8 +120,9 @@ class Server:
         self.manage("migrate", "--noinput", "-v", "0")
         seeded = self.manage("seed_demo", "--endpoint", self.url)
         self.project_ids = {m["username"]: m["project_id"] for m in SEED_LINE.finditer(seeded)}
-        self.manage("create_user", READER, "--project", "demo", "--roles", "reader")
-        self.reader_token = self.manage("issue_token", READER).strip().splitlines()[-1]
+        # One process for the reader and the spare tokens: each manage.py start costs seconds.
+        tokens = self.manage("shell", "-v", "0", "-c", ACCOUNTS_SCRIPT).split()
+        self.reader_token, self.spare_tokens = tokens[0], tokens[1:]
         port = int(self.url.rsplit(":", 1)[1])
         self.process = start_gunicorn(port, self.env, self.access_log, self.server_log)
         wait_until_serving(self.url, self.process, self.server_log)
@@ -185,14 +201,20 @@ def _drop_queue(redis_url: str, cluster: str) -> None:
         client.delete(key)
 
 
-def fuzz(server: Server, persona: Persona, seed: int, args: argparse.Namespace) -> bool:
+def fuzz(
+    server: Server, persona: Persona, seed: int, args: argparse.Namespace
+) -> tuple[bool, list[tuple[str, str, int]]]:
+    """One persona's run: whether it passed, and the requests it sent."""
     image_ids = server.make_images()
     env = {
         **server.env,
         "SCHEMATHESIS_HOOKS": str(HOOKS),
         "FUZZ_IMAGE_IDS": ",".join(image_ids),
         "FUZZ_PROJECT_IDS": ",".join(server.project_ids.values()),
+        "FUZZ_STORES": ",".join(STORES),
+        "FUZZ_SPARE_TOKENS": ",".join(server.spare_tokens),
     }
+    mark = server.access_log.stat().st_size
     command = [
         str(Path(sys.executable).with_name("st")), "run", f"{server.url}/openapi.json",
         "--seed", str(seed),
@@ -211,18 +233,28 @@ def fuzz(server: Server, persona: Persona, seed: int, args: argparse.Namespace) 
         # The console's HTML pages are the Django admin's, not the API.
         "--exclude-path", "/admin/",
     ]  # fmt: skip
+    if args.report_dir:
+        command += [
+            "--report",
+            "har",
+            "--report-har-path",
+            str(Path(args.report_dir).resolve() / f"{persona.name}.har"),
+        ]
     print(f"\n=== {persona.name} ({persona.username}), seed {seed}", flush=True)
     # Run in the temporary directory: schemathesis keeps a cache where it runs.
     result = subprocess.run(command, cwd=server.root, env=env, stdin=subprocess.DEVNULL)
-    return result.returncode == 0
+    time.sleep(0.5)  # the workers write their last access lines just after answering
+    return result.returncode == 0, server.requests_since(mark)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED") or 0))
-    parser.add_argument("--max-time", type=int, default=25, help="seconds per persona")
+    parser.add_argument("--max-time", type=int, default=30, help="seconds per persona")
     parser.add_argument("--max-examples", type=int, default=40, help="per operation and phase")
     parser.add_argument("--min-requests", type=int, default=2000)
+    parser.add_argument("--persona", action="append", help="only these (admin, owner, reader)")
+    parser.add_argument("--report-dir", help="write each persona's requests there (HAR)")
     args = parser.parse_args()
     seed = args.seed or random.SystemRandom().randrange(1, 2**31)
     started = time.monotonic()
@@ -237,10 +269,11 @@ def main() -> int:
             ]
             passed, statuses = True, Counter()
             for index, persona in enumerate(personas):
-                mark = server.access_log.stat().st_size
-                passed &= fuzz(server, persona, seed + index, args)
-                time.sleep(0.5)  # the workers write their last access lines
-                statuses.update(status for _, _, status in server.requests_since(mark))
+                if args.persona and persona.name not in args.persona:
+                    continue
+                persona_passed, requests = fuzz(server, persona, seed + index, args)
+                passed &= persona_passed
+                statuses.update(status for _, _, status in requests)
             errors = [line for line in server.requests_since(0) if line[2] >= 500]
         finally:
             server.close()
