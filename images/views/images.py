@@ -15,6 +15,10 @@ from imageservice.api import GlanceAPIView, no_content
 from imageservice.openapi import operations as doc
 
 BOOLEAN = ["true", "false"]
+TIME_FILTER = (
+    rf"^(({'|'.join([*filters.TIME_LOOKUPS, 'neq'])}):)?"
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?$"
+)
 LIST_PARAMETERS = [
     doc.query("limit", "Page size (capped at API_LIMIT_MAX)", int),
     doc.query("marker", "The id of the last image of the previous page"),
@@ -34,8 +38,8 @@ LIST_PARAMETERS = [
     doc.query("disk_format", "Exact value, or `in:…`"),
     doc.query("size_min", "Smallest size in bytes", int),
     doc.query("size_max", "Largest size in bytes", int),
-    doc.query("created_at", "`gt|gte|eq|lt|lte:<ISO 8601 time>`"),
-    doc.query("updated_at", "`gt|gte|eq|lt|lte:<ISO 8601 time>`"),
+    doc.query("created_at", "`<operator>:<ISO 8601 time>`", pattern=TIME_FILTER),
+    doc.query("updated_at", "`<operator>:<ISO 8601 time>`", pattern=TIME_FILTER),
     doc.query("checksum", "The MD5 of the data"),
     doc.query("os_hash_value", "The digest of the data"),
 ]
