@@ -163,13 +163,9 @@ def _auth_request() -> Schema:
                         },
                     },
                     "scope": {
-                        "oneOf": [
-                            {"const": "unscoped"},
-                            {
-                                "type": "object",
-                                "properties": {"project": _named(with_domain=True)},
-                            },
-                        ]
+                        "type": ["object", "string"],
+                        "description": 'A project, or "unscoped"',
+                        "properties": {"project": _named(with_domain=True)},
                     },
                 },
             }

@@ -9,10 +9,14 @@ of /v2/schemas/* and the bodies derived from them.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 
+from images.schemas import image_schema_key
 from imageservice.openapi.components import Schema, component_schemas, ref
 from imageservice.openapi.operations import JSON, error_responses
 
@@ -205,8 +209,32 @@ def plain_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def document_key() -> tuple[object, ...]:
+    """Everything the document depends on beyond the code: the image schema (formats, the
+    custom properties file) and the import methods."""
+    return (
+        image_schema_key(),
+        settings.ENABLE_IMAGE_IMPORT,
+        tuple(settings.ENABLED_IMPORT_METHODS),
+    )
+
+
 def openapi_document() -> dict[str, Any]:
-    """The whole document for the current settings (formats, import methods, stores)."""
+    """The whole document for the current settings (a fresh copy)."""
+    return json.loads(openapi_document_text())
+
+
+def openapi_document_text() -> str:
+    # Building it takes drf-spectacular a tenth of a second or more: once per settings.
+    return _document_text(document_key())
+
+
+@lru_cache(maxsize=4)
+def _document_text(key: tuple[object, ...]) -> str:
+    return json.dumps(_build_document())
+
+
+def _build_document() -> dict[str, Any]:
     document = SchemaGenerator().get_schema(request=None, public=True)
     schemas = component_schemas()
     document["info"] = {"title": "imageservice", "version": "2", "description": DESCRIPTION}

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from imageservice.openapi.document import openapi_document
+from imageservice.openapi.document import document_key, openapi_document, openapi_document_text
 
 METHODS = ("get", "head", "post", "put", "patch", "delete")
 REFERENCE = re.compile(r"&quot;#/components/schemas/([\w-]+)&quot;")
@@ -22,8 +23,8 @@ REFERENCE = re.compile(r"&quot;#/components/schemas/([\w-]+)&quot;")
 
 @csrf_exempt
 @require_safe
-def document(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(openapi_document())
+def document(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(openapi_document_text(), content_type="application/json")
 
 
 def _schema_text(schema: Any) -> SafeString:
@@ -78,6 +79,11 @@ def _operations(paths: dict[str, Any]) -> list[dict[str, Any]]:
 @csrf_exempt
 @require_safe
 def page(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(_page_html(document_key()))
+
+
+@lru_cache(maxsize=4)
+def _page_html(key: tuple[object, ...]) -> str:
     spec = openapi_document()
     schemas = spec.get("components", {}).get("schemas", {})
     context = {
@@ -86,4 +92,4 @@ def page(request: HttpRequest) -> HttpResponse:
         "operations": _operations(spec["paths"]),
         "schemas": [{"name": name, "text": _schema_text(s)} for name, s in schemas.items()],
     }
-    return render(request, "openapi/api.html", context)
+    return render_to_string("openapi/api.html", context)
