@@ -15,7 +15,9 @@ handler500 = "imageservice.errors.handler500"
 
 urlpatterns = [
     path("versions", versions.versions),
+    path("versions/", versions.versions),
     path("", versions.multiple_choices),
+    path("v2", versions.to_v2_root),
     path("openapi.json", openapi_views.document),
     path("api", openapi_views.page),
     path("admin/", operator_site.urls),

@@ -11,7 +11,11 @@
 # SWIFT_AIO_PORT (proxy, 8080), SWIFT_AIO_OBJECT_PORT / _CONTAINER_PORT / _ACCOUNT_PORT
 # (6200 / 6201 / 6202), SWIFT_AIO_MEMCACHED_PORT (11212), SWIFT_AIO_PROXY_WORKERS (2),
 # SWIFT_AIO_TIMEOUT (seconds to wait for readiness, 60), SWIFT_AIO_TMPFS_SIZE (device size on
-# tmpfs, 4g; "0" keeps the device a plain directory). See scripts/README.md.
+# tmpfs, 4g; "0" keeps the device a plain directory), SWIFT_AIO_KEYSTONE_URL (a Keystone v3 URL:
+# the proxy also takes Keystone tokens, for accounts KEY_<project id>, and the catalog gets an
+# object-store service pointing at it; unset: tempauth only), SWIFT_AIO_KEYSTONE_USER /
+# _PASSWORD / _PROJECT (the service user validating tokens and registering the endpoints,
+# glance / glance-secret / service as scripts/keystone-aio.sh makes it). See scripts/README.md.
 set -euo pipefail
 
 STATE_DIR=${SWIFT_AIO_DIR:-/tmp/imageservice-swift}
@@ -32,6 +36,8 @@ SERVERS=(memcached account container object proxy)
 SWIFT_USER=test:tester
 SWIFT_KEY=testing
 S3_REGION=us-east-1
+# Accounts of Keystone projects (tempauth's are AUTH_<account>).
+KEYSTONE_PREFIX=KEY_
 
 T0=$EPOCHREALTIME
 
@@ -45,7 +51,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/aio-common.sh"
 # and `stop` in another shell talk about the instance that is actually running.
 load_settings() {
     local REC_PROXY_PORT='' REC_OBJECT_PORT='' REC_CONTAINER_PORT='' REC_ACCOUNT_PORT=''
-    local REC_MEMCACHED_PORT='' REC_PROXY_WORKERS=''
+    local REC_MEMCACHED_PORT='' REC_PROXY_WORKERS='' REC_KEYSTONE_URL=''
     if [[ -f $SETTINGS_FILE ]]; then
         # shellcheck source=/dev/null
         source "$SETTINGS_FILE"
@@ -56,6 +62,15 @@ load_settings() {
     ACCOUNT_PORT=${SWIFT_AIO_ACCOUNT_PORT:-${REC_ACCOUNT_PORT:-6202}}
     MEMCACHED_PORT=${SWIFT_AIO_MEMCACHED_PORT:-${REC_MEMCACHED_PORT:-11212}}
     PROXY_WORKERS=${SWIFT_AIO_PROXY_WORKERS:-${REC_PROXY_WORKERS:-2}}
+    KEYSTONE_URL=${SWIFT_AIO_KEYSTONE_URL:-${REC_KEYSTONE_URL:-}}
+    KEYSTONE_URL=${KEYSTONE_URL%/}
+    KEYSTONE_USER=${SWIFT_AIO_KEYSTONE_USER:-glance}
+    KEYSTONE_PASSWORD=${SWIFT_AIO_KEYSTONE_PASSWORD:-glance-secret}
+    KEYSTONE_PROJECT=${SWIFT_AIO_KEYSTONE_PROJECT:-service}
+    if [[ -n $KEYSTONE_URL ]]; then
+        # keystonemiddleware's auth_token, for Debian's interpreter the servers run on.
+        PACKAGES+=(python3-keystonemiddleware)
+    fi
     TIMEOUT=${SWIFT_AIO_TIMEOUT:-60}
     TMPFS_SIZE=${SWIFT_AIO_TMPFS_SIZE:-4g}
 }
@@ -69,6 +84,8 @@ REC_ACCOUNT_PORT=$ACCOUNT_PORT
 REC_MEMCACHED_PORT=$MEMCACHED_PORT
 REC_PROXY_WORKERS=$PROXY_WORKERS
 EOF
+    # Only when set: the record of an instance without Keystone reads as before.
+    if [[ -n $KEYSTONE_URL ]]; then echo "REC_KEYSTONE_URL=$KEYSTONE_URL"; fi
 }
 
 
@@ -200,7 +217,7 @@ user = $(id -un)
 swift_dir = $ETC_DIR
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo versioned_writes proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api $(keystone_filters)tempauth copy slo dlo versioned_writes proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -237,6 +254,7 @@ location = $S3_REGION
 use = egg:swift#tempauth
 user_${SWIFT_USER%%:*}_${SWIFT_USER#*:} = $SWIFT_KEY .admin
 
+$(keystone_filter_sections)
 [filter:copy]
 use = egg:swift#copy
 
@@ -249,6 +267,95 @@ use = egg:swift#dlo
 [filter:versioned_writes]
 use = egg:swift#versioned_writes
 EOF
+}
+
+# With a Keystone, its tokens are validated by auth_token and authorized by keystoneauth, for
+# accounts KEY_<project id>; tempauth keeps AUTH_test (and S3) working beside it, which is why
+# auth_token only marks a token it cannot validate and lets the filters after it decide.
+keystone_filters() {
+    if [[ -n $KEYSTONE_URL ]]; then printf 'authtoken keystoneauth '; fi
+}
+
+keystone_filter_sections() {
+    [[ -n $KEYSTONE_URL ]] || return 0
+    cat <<EOF
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = $KEYSTONE_URL
+auth_url = $KEYSTONE_URL
+auth_type = password
+username = $KEYSTONE_USER
+password = $KEYSTONE_PASSWORD
+project_name = $KEYSTONE_PROJECT
+user_domain_id = default
+project_domain_id = default
+delay_auth_decision = true
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+reseller_prefix = $KEYSTONE_PREFIX
+operator_roles = admin, member
+
+EOF
+}
+
+storage_url_template() {
+    echo "http://127.0.0.1:$PROXY_PORT/v1/${KEYSTONE_PREFIX}%(project_id)s"
+}
+
+# The object-store service and its three endpoints in Keystone's catalog, pointing at this
+# proxy (created, or corrected when they point elsewhere). Standard library only.
+register_in_keystone() {
+    [[ -n $KEYSTONE_URL ]] || return 0
+    "$SYSTEM_PYTHON" - "$KEYSTONE_URL" "$KEYSTONE_USER" "$KEYSTONE_PASSWORD" "$KEYSTONE_PROJECT" \
+        "$(storage_url_template)" <<'PY' || die "registering the object-store endpoints failed"
+import json, sys, urllib.request
+
+auth_url, user, password, project, url = sys.argv[1:]
+
+
+def call(method, path, token=None, body=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(auth_url + path, data=data, headers=headers, method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        text = resp.read()
+        return dict(resp.headers), json.loads(text) if text else None
+
+
+scope = {"project": {"name": project, "domain": {"id": "default"}}}
+identity = {"methods": ["password"], "password": {"user": {
+    "name": user, "domain": {"id": "default"}, "password": password}}}
+headers, body = call("POST", "/auth/tokens", body={"auth": {"identity": identity, "scope": scope}})
+token = headers["X-Subject-Token"]
+project_id = body["token"]["project"]["id"]
+_, found = call("GET", "/services?type=object-store", token)
+if found["services"]:
+    service = found["services"][0]
+else:
+    _, made = call("POST", "/services", token, {"service": {
+        "type": "object-store", "name": "swift", "description": "swift-aio"}})
+    service = made["service"]
+_, found = call("GET", "/endpoints?service_id=" + service["id"], token)
+endpoints = {e["interface"]: e for e in found["endpoints"]}
+for interface in ("public", "internal", "admin"):
+    endpoint = endpoints.get(interface)
+    if endpoint is None:
+        call("POST", "/endpoints", token, {"endpoint": {
+            "service_id": service["id"], "interface": interface, "url": url,
+            "region_id": "RegionOne"}})
+    elif endpoint["url"] != url:
+        call("PATCH", "/endpoints/" + endpoint["id"], token, {"endpoint": {"url": url}})
+# The proxy takes the token: its project's account answers (created on first use).
+account = url.replace("%(project_id)s", project_id)
+request = urllib.request.Request(account, headers={"X-Auth-Token": token}, method="HEAD")
+with urllib.request.urlopen(request, timeout=30) as resp:
+    if resp.status not in (200, 204):
+        sys.exit("HEAD %s with a Keystone token answered %s" % (account, resp.status))
+PY
+    step "object-store endpoints in $KEYSTONE_URL: $(storage_url_template)"
 }
 
 # One device, one replica: a ring per server type, rebuilt only when the storage ports change.
@@ -587,6 +694,7 @@ cmd_start() {
     local name
     for name in "${SERVERS[@]}"; do start_server "$name"; done
     wait_ready
+    register_in_keystone
     step "ready: Swift http://127.0.0.1:$PROXY_PORT/auth/v1.0, S3 http://127.0.0.1:$PROXY_PORT"
 }
 
@@ -644,6 +752,8 @@ S3_SECRET_KEY=$SWIFT_KEY
 S3_REGION=$S3_REGION
 S3_ADDRESSING_STYLE=path
 SWIFT_AIO_DIR=$STATE_DIR
+SWIFT_KEYSTONE_URL=$KEYSTONE_URL
+SWIFT_KEYSTONE_ACCOUNT_PREFIX=$KEYSTONE_PREFIX
 EOF
             all_running || { echo "swift-aio: not running" >&2; return 3; }
             ;;

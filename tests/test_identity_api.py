@@ -418,7 +418,7 @@ NAMED_USER = '{"auth": {"identity": {"methods": ["password"], "password": {"user
     ids=["nested-100000-deep", "surrogate-in-name", "nul-in-name", "surrogate-in-id"],
 )
 def test_login_with_undecodable_or_unstorable_text_is_400_not_500(db, body, message):
-    # Found by `make fuzz`: these answered 500 (RecursionError, the user lookup failing).
+    # These answered 500 (a RecursionError; the user lookup failing in the database).
     response = APIClient().post(TOKENS, data=body, content_type="application/json")
 
     assert response.status_code == 400

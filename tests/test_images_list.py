@@ -335,7 +335,7 @@ def test_list_timestamp_filters(owner, timeline, query, expected):
             'Bad "updated_at" query filter format. Use ISO 8601 DateTime notation.',
         ),
         ("?created_at=after:2024-01-01T00:00:00Z", "Unable to filter on a unknown operator."),
-        # Found by `make fuzz`: an offset that takes the time past year 1 or 9999 was a 500.
+        # An offset that takes the time past year 1 or 9999 was a 500 (OverflowError).
         (
             "?created_at=gt:0001-01-01T00:00:00%2B01:00",
             'Bad "created_at" query filter format. Use ISO 8601 DateTime notation.',

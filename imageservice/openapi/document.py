@@ -18,7 +18,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from images.schemas import image_schema_key
 from imageservice.openapi.components import Schema, component_schemas, ref
-from imageservice.openapi.operations import JSON, error_responses
+from imageservice.openapi.operations import JSON
 
 SCHEMA_DOCUMENTS = ("image", "images", "member", "members", "task", "tasks")
 IDENTITY_JSON = "application/json"
@@ -64,31 +64,43 @@ def _token_parameters() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _glance_errors(*codes: int) -> dict[str, Any]:
-    """Errors of the plain views under the Glance error shape, in OpenAPI form."""
-    responses = {}
-    for (code, media_type), answer in error_responses(codes).items():
-        entry = responses.setdefault(str(code), {"description": answer.description, "content": {}})
-        entry["content"][media_type] = {"schema": answer.response}
-    return responses
-
-
 def plain_paths() -> dict[str, dict[str, Any]]:
     versions = _json("The versions document", ref("Versions"))
-    any_path = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+
+    def any_path(*routed: str) -> dict[str, Any]:
+        # Anything but the names routed beside the catch-all.
+        schema = {"type": "string", "not": {"enum": list(routed)}}
+        return {"name": "path", "in": "path", "required": True, "schema": schema}
+
     return {
         "/": {"get": _plain("root", "The versions document", "versions", {"300": versions})},
         "/versions": {
             "get": _plain("versions", "The versions document", "versions", {"200": versions})
+        },
+        "/versions/": {
+            "get": _plain("versions_slash", "The versions document", "versions", {"200": versions})
+        },
+        "/v2": {
+            "get": _plain(
+                "v2_root",
+                "On to /v2/",
+                "versions",
+                {
+                    "302": {
+                        "description": "To /v2/, as Glance's URL map sends it",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    }
+                },
+            )
         },
         "/{path}": {
             "get": _plain(
                 "unversioned",
                 "Any unversioned or unknown-version path",
                 "versions",
-                {"300": versions, **_glance_errors(404)},
-                parameters=[any_path],
-                description="300 with the versions document, as Glance; 404 for `/v2` alone.",
+                {"300": versions},
+                parameters=[any_path("versions", "v2", "openapi.json", "api", "identity")],
+                description="300 with the versions document, as Glance.",
             )
         },
         "/openapi.json": {
@@ -203,7 +215,7 @@ def plain_paths() -> dict[str, dict[str, Any]]:
                 "Any other identity path",
                 "identity",
                 _identity_errors(404),
-                parameters=[any_path],
+                parameters=[any_path("v3")],
             )
         },
     }
