@@ -48,13 +48,16 @@ def _operations(paths: dict[str, Any]) -> list[dict[str, Any]]:
             if operation is None:
                 continue
             body = operation.get("requestBody", {})
+            summary = operation.get("summary", "")
+            description = operation.get("description", "")
             rows.append(
                 {
                     "anchor": f"{method}-{path}",
                     "method": method.upper(),
                     "path": path,
-                    "summary": operation.get("summary", ""),
-                    "description": operation.get("description", ""),
+                    "summary": summary,
+                    # The views' default description repeats the summary.
+                    "description": "" if description == f"{summary}." else description,
                     "tag": (operation.get("tags") or [""])[0],
                     "parameters": operation.get("parameters", []),
                     "body": _content(body.get("content")),
