@@ -20,11 +20,7 @@ from imageservice.errors import GlanceError
 from imageservice.openapi import operations as doc
 from imageservice.policy.permissions import require_image_policy
 
-BINARY = {doc.OCTET_STREAM: {"type": "string", "format": "binary"}}
 STORE_HEADER = doc.header("X-Image-Meta-Store", "The store to write to (several stores only)")
-SIZE_HEADER = doc.header(
-    "X-Openstack-Image-Size", "The size the client sends, when not in Content-Length", int
-)
 
 
 class ImageFileView(ImageLookupMixin, GlanceAPIView):
@@ -36,10 +32,10 @@ class ImageFileView(ImageLookupMixin, GlanceAPIView):
         "upload_data",
         "Upload image data",
         tag="data",
-        body=BINARY,
+        body=doc.BINARY,
         ok={204: None},
         errors=(404, 409, 410, 413, 415, 503),
-        parameters=[STORE_HEADER, SIZE_HEADER],
+        parameters=[STORE_HEADER, doc.IMAGE_SIZE],
         description="Content-Length or chunked; the image becomes active.",
     )
     def put(self, request, image_id: str):
@@ -55,7 +51,7 @@ class ImageFileView(ImageLookupMixin, GlanceAPIView):
         "download_data",
         "Download image data",
         tag="data",
-        ok={200: BINARY, 204: None, 206: BINARY},
+        ok={200: doc.BINARY, 204: None, 206: doc.BINARY},
         errors=(404, 416, 503),
         parameters=[
             doc.header("Range", "One range: `bytes=first-last`, `bytes=first-`, `bytes=-n`"),

@@ -59,16 +59,10 @@ class StageView(ImportAPIView):
         "stage_data",
         "Stage image data for a glance-direct import",
         tag="import",
-        body={doc.OCTET_STREAM: {"type": "string", "format": "binary"}},
+        body=doc.BINARY,
         ok={204: None},
         errors=(404, 409, 410, 413, 415, 503),
-        parameters=[
-            doc.header(
-                "X-Openstack-Image-Size",
-                "The size the client sends, when not in Content-Length",
-                int,
-            )
-        ],
+        parameters=[doc.IMAGE_SIZE],
     )
     def put(self, request, image_id: str):
         if "glance-direct" not in settings.ENABLED_IMPORT_METHODS:

@@ -31,6 +31,8 @@ REQUEST_ID = OpenApiParameter(
     description="Echoed back (prefixed `req-`); a new one is made when absent.",
 )
 
+BINARY = {OCTET_STREAM: {"type": "string", "format": "binary"}}
+
 # A success answer: a component name (JSON), None (no body), or {media type: schema}.
 Answer = str | None | Mapping[str, Schema]
 
@@ -94,6 +96,11 @@ def query(name: str, description: str, type_: type = str, **extra: Any) -> OpenA
 
 def header(name: str, description: str, type_: type = str) -> OpenApiParameter:
     return OpenApiParameter(name, type_, OpenApiParameter.HEADER, description=description)
+
+
+IMAGE_SIZE = header(
+    "X-Openstack-Image-Size", "The size the client sends, when not in Content-Length", int
+)
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
