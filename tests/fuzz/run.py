@@ -5,9 +5,9 @@ database ``fuzz_<name>`` on that server, dropped at the end) is fuzzed for ``--m
 per persona: the admin (``operator``), the owner (``user``, project demo) and a reader of project
 demo; more rounds follow (the next personas, the next seeds) while fewer than ``--min-requests``
 were sent, as on a loaded machine, up to ``--max-rounds``. Before each round the same few images
-are created again (queued, active with data, shared with demo
-by another project, public), and the hooks (``tests/fuzz/hooks.py``) mix their ids into the
-generated paths so the calls reach real images, not only 404s.
+are created again (queued, active with data, shared with demo by another project, public), and
+the hooks (``tests/fuzz/hooks.py``) mix their ids into the generated paths so the calls reach
+real images, not only 404s.
 
 The run fails on any response >= 500, any response the document does not describe (status,
 content type, headers, body schema), or fewer than ``--min-requests`` requests in all. Every
