@@ -9,7 +9,7 @@ export HOST PORT
 # qemu-img only serves the image_conversion import plugin, chromium only the browser tests.
 SYSTEM_DEPS := qemu-img:qemu-utils chromium:chromium
 
-.PHONY: install run system-deps ceph-packages ceph-bindings test test-fast lint migrations-check install-check bench bench-keystone cluster-test
+.PHONY: install run system-deps ceph-packages ceph-bindings test test-fast fuzz lint migrations-check install-check bench bench-keystone cluster-test
 
 # Debian's python3-rados and python3-rbd (the only builds of Ceph's bindings for CPython 3.11)
 # are made visible to the venv alone: a .pth names a directory holding links to just those two
@@ -68,6 +68,11 @@ test: system-deps ceph-packages ceph-bindings $(VENV)/.installed-test
 # Everything but the live-server and browser tests (the conversion tests still need qemu-img).
 test-fast: ceph-packages ceph-bindings $(VENV)/.installed-test
 	$(VENV)/bin/pytest -m "not live and not browser"
+
+# schemathesis against a live server from its /openapi.json, as admin, owner and reader
+# (tests/fuzz/run.py): SQLite, or PostgreSQL with DATABASE_URL. FUZZ_SEED=<n> replays a run.
+fuzz: $(VENV)/.installed-test
+	$(PY) -m tests.fuzz.run $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -284,7 +284,10 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset that takes it past year 1 or 9999
+        return None
 
 
 def range_condition(column: str, bound: str, value: str) -> Q:

@@ -211,15 +211,15 @@ _TASK_FIELDS_HIDDEN_IN_LISTS = ("input", "result", "message")
 
 def image_schema() -> Schema:
     """The image schema: base properties, configured formats and deployment custom properties."""
-    return json.loads(_image_schema_text(_image_schema_key()))
+    return json.loads(_image_schema_text(image_schema_key()))
 
 
 def image_schema_validator() -> jsonschema.Draft4Validator:
     """A compiled validator for the current image schema (shared; do not mutate)."""
-    return _image_schema_validator(_image_schema_key())
+    return _image_schema_validator(image_schema_key())
 
 
-def _image_schema_key() -> tuple[object, ...]:
+def image_schema_key() -> tuple[object, ...]:
     # Everything the schema depends on, so overrides and edits of the file are picked up.
     path = _custom_schema_path()
     try:

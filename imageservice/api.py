@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from imageservice.errors import DECODING_ERROR, NUL_ERROR, GlanceError
+from imageservice.errors import DECODING_ERROR, GlanceError, unstorable_text_error
 from imageservice.policy.permissions import caller_is_admin, refuse
 
 BODY_TRANSFER_ENCODINGS = {"chunked", "compress", "deflate", "gzip", "identity"}
@@ -103,32 +103,7 @@ class GlanceAPIView(APIView):
             raise GlanceError(400, "Malformed JSON in request body.") from None
         if not isinstance(body, dict | list):
             raise GlanceError(400, "Unexpected body type. Expected list/dict.")
-        unstorable = _unstorable_text_error(body)
+        unstorable = unstorable_text_error(body)
         if unstorable:
             raise GlanceError(400, unstorable)
         return body
-
-
-def _unstorable_text_error(body: dict | list) -> str | None:
-    """Why a string in ``body`` cannot be stored, or None.
-
-    JSON may spell a lone surrogate (`"\\ud800"`), which no database driver can encode, and a
-    NUL (`"\\u0000"`), which PostgreSQL text refuses: both are answered 400 here rather than
-    500 on save. The walk is iterative: the decoder already bounded the depth, not the stack.
-    """
-    pending: list[object] = [body]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return NUL_ERROR
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return DECODING_ERROR
-    return None

@@ -220,3 +220,28 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 def handler500(request: HttpRequest) -> HttpResponse:
     return render_error(request, 500)
+
+
+def unstorable_text_error(body: dict | list) -> str | None:
+    """Why a string in ``body`` cannot be stored, or None.
+
+    JSON may spell a lone surrogate (`"\\ud800"`), which no database driver can encode, and a
+    NUL (`"\\u0000"`), which PostgreSQL text refuses: both are answered 400 here rather than
+    500 on save. The walk is iterative: the decoder already bounded the depth, not the stack.
+    """
+    pending: list[object] = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return NUL_ERROR
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return DECODING_ERROR
+    return None

@@ -201,8 +201,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "imageservice.negotiation.IgnoreAcceptNegotiation",
     "EXCEPTION_HANDLER": "imageservice.errors.glance_exception_handler",
+    # /openapi.json: drf-spectacular reads the views' declarations (imageservice/openapi).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "UNAUTHENTICATED_TOKEN": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "OAS_VERSION": "3.1.0",
+    # The document describes itself (imageservice/openapi/document.py).
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": False,
 }
 
 # --- Identity: local tokens, or Keystone through keystonemiddleware (docs/identity.md) --------

@@ -1,5 +1,5 @@
-"""Root URLs: the versions document, the v2 API, the embedded Keystone login calls and the
-operator console."""
+"""Root URLs: the versions document, the v2 API, the embedded Keystone login calls, the
+operator console and the OpenAPI document with its page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.urls import include, path, re_path
 from imageservice import health, versions
 from imageservice.admin_site import operator_site
 from imageservice.identity.keystone_api import discovery as identity_discovery
+from imageservice.openapi import views as openapi_views
 
 handler404 = "imageservice.errors.handler404"
 handler500 = "imageservice.errors.handler500"
@@ -18,6 +19,8 @@ urlpatterns = [
     path("healthcheck", health.healthcheck),
     path("", versions.multiple_choices),
     path("v2", versions.to_v2_root),
+    path("openapi.json", openapi_views.document),
+    path("api", openapi_views.page),
     path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),
     path("v2/", include("tasks.urls")),

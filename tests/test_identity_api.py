@@ -391,6 +391,41 @@ def test_malformed_login_is_400(db, body):
     assert response.json()["error"]["title"] == "Bad Request"
 
 
+DECODING_ERROR = (
+    "Error decoding your request. Either the URL or the request body contained characters "
+    "that could not be decoded by Glance"
+)
+NAMED_USER = '{"auth": {"identity": {"methods": ["password"], "password": {"user": {%s}}}}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 100_000, "The request body is not valid JSON."),
+        (
+            NAMED_USER % '"name": "a\\ud800", "domain": {"name": "Default"}, "password": "x"',
+            DECODING_ERROR,
+        ),
+        (
+            NAMED_USER % '"name": "a\\u0000", "domain": {"name": "Default"}, "password": "x"',
+            "Null characters are not allowed in the request.",
+        ),
+        (
+            NAMED_USER % '"id": "\\ud800", "password": "x"',
+            DECODING_ERROR,
+        ),
+    ],
+    ids=["nested-100000-deep", "surrogate-in-name", "nul-in-name", "surrogate-in-id"],
+)
+def test_login_with_undecodable_or_unstorable_text_is_400_not_500(db, body, message):
+    # These answered 500 (a RecursionError; the user lookup failing in the database).
+    response = APIClient().post(TOKENS, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": 400, "title": "Bad Request", "message": message}}
+    assert LoginFailure.objects.count() == 0
+
+
 def test_user_validates_their_own_token(owner, passwords):
     raw_token = log_in(by_name(owner, passwords["owner"]))["X-Subject-Token"]
 

@@ -335,6 +335,15 @@ def test_list_timestamp_filters(owner, timeline, query, expected):
             'Bad "updated_at" query filter format. Use ISO 8601 DateTime notation.',
         ),
         ("?created_at=after:2024-01-01T00:00:00Z", "Unable to filter on a unknown operator."),
+        # An offset that takes the time past year 1 or 9999 was a 500 (OverflowError).
+        (
+            "?created_at=gt:0001-01-01T00:00:00%2B01:00",
+            'Bad "created_at" query filter format. Use ISO 8601 DateTime notation.',
+        ),
+        (
+            "?updated_at=lt:9999-12-31T23:59:59-01:00",
+            'Bad "updated_at" query filter format. Use ISO 8601 DateTime notation.',
+        ),
     ],
 )
 def test_list_timestamp_filter_errors(owner, query, message):

@@ -17,7 +17,10 @@ from images.views.transfer import (
 )
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
+from imageservice.openapi import operations as doc
 from imageservice.policy.permissions import require_image_policy
+
+STORE_HEADER = doc.header("X-Image-Meta-Store", "The store to write to (several stores only)")
 
 
 class ImageFileView(ImageLookupMixin, GlanceAPIView):
@@ -25,6 +28,16 @@ class ImageFileView(ImageLookupMixin, GlanceAPIView):
     policy_object = True
     bodyless_methods = ("get",)
 
+    @doc.glance_operation(
+        "upload_data",
+        "Upload image data",
+        tag="data",
+        body=doc.BINARY,
+        ok={204: None},
+        errors=(404, 409, 410, 413, 415, 503),
+        parameters=[STORE_HEADER, doc.IMAGE_SIZE],
+        description="Content-Length or chunked; the image becomes active.",
+    )
     def put(self, request, image_id: str):
         check_upload_media_type(request)
         size = announced_size(request)
@@ -34,6 +47,18 @@ class ImageFileView(ImageLookupMixin, GlanceAPIView):
         data.upload(image, body, announced_size=size, store=store)
         return no_content()
 
+    @doc.glance_operation(
+        "download_data",
+        "Download image data",
+        tag="data",
+        ok={200: doc.BINARY, 204: None, 206: doc.BINARY},
+        errors=(404, 416, 503),
+        parameters=[
+            doc.header("Range", "One range: `bytes=first-last`, `bytes=first-`, `bytes=-n`"),
+            doc.header("Content-Range", "`bytes first-last/size`, as older clients send it"),
+        ],
+        description="204 when the image has no data.",
+    )
     def get(self, request, image_id: str):
         image = self.get_image(image_id)
         if image.status == ImageStatus.DEACTIVATED and not self.is_admin:
@@ -68,6 +93,14 @@ class StoreDataView(ImageLookupMixin, GlanceAPIView):
     policy_object = True
     bodyless_methods = ("delete",)
 
+    @doc.glance_operation(
+        "delete_from_store",
+        "Delete an image's data from one store",
+        tag="data",
+        ok={204: None},
+        errors=(404, 409),
+        description="404 unless several stores are configured (v2.10).",
+    )
     def delete(self, request, store_id: str, image_id: str):
         if not stores.multiple_stores():
             raise GlanceError(404)

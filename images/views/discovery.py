@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from images.storage import stores
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
+from imageservice.openapi import operations as doc
 
 
 def _store_entries() -> list[dict[str, object]]:
@@ -29,6 +30,13 @@ class StoresInfoView(GlanceAPIView):
     policy_map = {"get": "get_discovery"}
     bodyless_methods = ("get",)
 
+    @doc.glance_operation(
+        "stores_info",
+        "The stores this site offers",
+        tag="stores",
+        ok={200: "Stores"},
+        errors=(404,),
+    )
     def get(self, request):
         return Response({"stores": _store_entries()})
 
@@ -37,6 +45,13 @@ class StoresDetailView(GlanceAPIView):
     policy_map = {"get": "stores_info_detail"}
     bodyless_methods = ("get",)
 
+    @doc.glance_operation(
+        "stores_detail",
+        "The stores with their type and properties",
+        tag="stores",
+        ok={200: "StoresDetail"},
+        errors=(404,),
+    )
     def get(self, request):
         entries = _store_entries()
         known = stores.all_stores()

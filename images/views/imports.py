@@ -16,6 +16,7 @@ from images.views.transfer import (
 )
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
+from imageservice.openapi import operations as doc
 from tasks import services as imports
 
 
@@ -31,6 +32,13 @@ class ImportInfoView(ImportAPIView):
     policy_map = {"get": "get_discovery"}
     bodyless_methods = ("get",)
 
+    @doc.glance_operation(
+        "import_info",
+        "The import methods this site offers",
+        tag="import",
+        ok={200: "ImportInfo"},
+        errors=(404,),
+    )
     def get(self, request):
         return Response(
             {
@@ -47,6 +55,15 @@ class StageView(ImportAPIView):
     policy_map = {"put": "modify_image"}
     policy_object = True
 
+    @doc.glance_operation(
+        "stage_data",
+        "Stage image data for a glance-direct import",
+        tag="import",
+        body=doc.BINARY,
+        ok={204: None},
+        errors=(404, 409, 410, 413, 415, 503),
+        parameters=[doc.IMAGE_SIZE],
+    )
     def put(self, request, image_id: str):
         if "glance-direct" not in settings.ENABLED_IMPORT_METHODS:
             raise GlanceError(404, "'glance-direct' method is not available at this site.")
@@ -64,6 +81,16 @@ class ImportView(ImportAPIView):
     policy_map = {"post": "modify_image"}
     policy_object = True
 
+    @doc.glance_operation(
+        "import_image",
+        "Import image data (glance-direct, web-download, copy-image)",
+        tag="import",
+        body="ImportRequest",
+        ok={202: {"text/html": {"type": "string", "maxLength": 0}}},
+        errors=(404, 409, 413),
+        parameters=[doc.header("X-Image-Meta-Store", "The target store (several stores only)")],
+        description="Accepted: the import runs as a job; follow it with the image's tasks.",
+    )
     def post(self, request, image_id: str):
         import_request = imports.parse_import_request(self.json_body())
         imports.import_image(

@@ -14,6 +14,7 @@ from images.serializers import member_to_dict
 from images.views.lookup import ImageLookupMixin
 from imageservice.api import GlanceAPIView, no_content
 from imageservice.errors import GlanceError
+from imageservice.openapi import operations as doc
 
 
 def _only_shared(image: Image, error: GlanceError) -> None:
@@ -46,6 +47,9 @@ class MembersView(MemberAPIView):
     policy_map = {"get": "get_members", "post": "add_member"}
     bodyless_methods = ("get",)
 
+    @doc.glance_operation(
+        "list_members", "List an image's members", tag="members", ok={200: "members"}, errors=(404,)
+    )
     def get(self, request, image_id: str):
         image = self.get_image(image_id, authorize=False)
         _only_shared(
@@ -62,6 +66,14 @@ class MembersView(MemberAPIView):
             {"members": [member_to_dict(m) for m in members], "schema": "/v2/schemas/members"}
         )
 
+    @doc.glance_operation(
+        "create_member",
+        "Share an image with a project",
+        tag="members",
+        body="MemberCreate",
+        ok={200: "member"},
+        errors=(404, 409, 413),
+    )
     def post(self, request, image_id: str):
         image = self.get_image(image_id, authorize=False)
         member_id = self._member_from_body()
@@ -96,6 +108,9 @@ class MemberView(MemberAPIView):
             target["member_id"] = self.kwargs["member_id"]
         return target
 
+    @doc.glance_operation(
+        "show_member", "Show a member", tag="members", ok={200: "member"}, errors=(404,)
+    )
     def get(self, request, image_id: str, member_id: str):
         image = self.get_image(image_id, authorize=False)
         _only_shared(image, GlanceError(404, "Only shared images have members."))
@@ -107,6 +122,14 @@ class MemberView(MemberAPIView):
             raise GlanceError(404) from error
         return Response(member_to_dict(member))
 
+    @doc.glance_operation(
+        "update_member",
+        "Accept, reject or reset a membership",
+        tag="members",
+        body="MemberStatusUpdate",
+        ok={200: "member"},
+        errors=(404,),
+    )
     def put(self, request, image_id: str, member_id: str):
         image = self.get_image(image_id, authorize=False)
         status = self._status_from_body()
@@ -117,6 +140,9 @@ class MemberView(MemberAPIView):
         self.check_object_permissions(request, image)
         return Response(member_to_dict(services.set_member_status(member, status)))
 
+    @doc.glance_operation(
+        "delete_member", "Remove a member", tag="members", ok={204: None}, errors=(404,)
+    )
     def delete(self, request, image_id: str, member_id: str):
         image = self.get_image(image_id, authorize=False)
         _only_shared(

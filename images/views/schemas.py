@@ -6,6 +6,7 @@ from rest_framework.response import Response
 
 from images import schemas
 from imageservice.api import GlanceAPIView
+from imageservice.openapi import operations as doc
 
 DOCUMENTS = {
     "image": schemas.image_schema,
@@ -26,5 +27,8 @@ class SchemaView(GlanceAPIView):
         self.bodyless_methods = () if self.schema_name.startswith("task") else ("get",)
         super().initial(request, *args, **kwargs)
 
+    @doc.glance_operation(
+        None, "A Glance JSON-schema document", tag="schemas", ok={200: "SchemaDocument"}
+    )
     def get(self, request):
         return Response(DOCUMENTS[self.schema_name]())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from imageservice.errors import unstorable_text_error
 from imageservice.identity.keystone_api.errors import UnsupportedMethod, ValidationError
 
 SUPPORTED_METHODS = ("password", "token")
@@ -36,10 +37,15 @@ class AuthRequest:
 def parse_auth_request(raw_body: bytes) -> AuthRequest:
     try:
         body = json.loads(raw_body or b"null")
-    except ValueError as error:
-        raise ValidationError("The request body is not valid JSON.") from error
+    # RecursionError: a body nested deeper than the decoder's stack (`[` × 100,000).
+    except (ValueError, RecursionError):
+        raise ValidationError("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ValidationError("The request body must be a JSON object.")
+    # A lone surrogate or a NUL in a name would fail the user lookup in the database.
+    unstorable = unstorable_text_error(body)
+    if unstorable:
+        raise ValidationError(unstorable)
     auth = _object(body, "auth", "the request body")
     identity = _object(auth, "identity", "auth")
     methods = _methods(identity)
