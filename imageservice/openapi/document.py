@@ -46,6 +46,10 @@ def _json(description: str, schema: Schema, **extra: Any) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
 
 
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
 def _identity_errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json("Keystone error", ref("IdentityError")) for code in sorted(codes)}
 
@@ -93,13 +97,26 @@ def plain_paths() -> dict[str, dict[str, Any]]:
                 },
             )
         },
+        "/healthcheck": {
+            "get": _plain(
+                "healthcheck",
+                "Whether this node can serve (for load balancers; no token)",
+                "versions",
+                {
+                    "200": _text("OK"),
+                    "503": _text("DISABLED BY FILE, or DATABASE UNREACHABLE"),
+                },
+            )
+        },
         "/{path}": {
             "get": _plain(
                 "unversioned",
                 "Any unversioned or unknown-version path",
                 "versions",
                 {"300": versions},
-                parameters=[any_path("versions", "v2", "openapi.json", "api", "identity")],
+                parameters=[
+                    any_path("versions", "v2", "openapi.json", "api", "identity", "healthcheck")
+                ],
                 description="300 with the versions document, as Glance.",
             )
         },
