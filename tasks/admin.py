@@ -176,6 +176,12 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def changelist_view(self, request, extra_context=None):
+        # As the image list: the model sidebar would push columns onto second lines.
+        return super().changelist_view(
+            request, {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        )
+
     def retry_view(self, request: HttpRequest, task_id: str):
         """The Retry button of the task and image pages: the retry action's confirmation for
         this one task (its "Yes" posts the action to the task list)."""

@@ -146,11 +146,10 @@ def test_image_list_shows_one_line_per_image_with_names_sizes_formats_and_tags(
         "status_display": "active",
         "owner_display": "project-a",
         "size_display": "3.0\xa0MB",
-        "disk_format": "qcow2",
+        "format_display": "qcow2",
         "visibility": "Public",
-        "protected": "",
         "tags_display": "cloud, prod",
-        "created_display": image.created_at.strftime("%Y-%m-%d %H:%M"),
+        "created_display": image.created_at.strftime("%Y-%m-%d"),
     }
     assert '<span class="badge badge-active">active</span>' in response.content.decode()
 
