@@ -32,7 +32,6 @@ from images.models import (
     ImageStatus,
     ImageTag,
     InvalidTransition,
-    StagedData,
 )
 from images.protections import PropertyAccess, current_rules
 from images.storage import stores
@@ -43,7 +42,7 @@ from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
 from imageservice.identity.credentials import Credentials
 from imageservice.identity.models import Project
-from tasks.models import Task, TaskStatus
+from tasks.services import retryable_task
 
 GIB = 1024**3
 SYSTEM_PREFIX = "os_glance"
@@ -612,15 +611,6 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
             "retry_task": retryable_task(object_id),
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
-
-
-def retryable_task(image_id: str) -> Task | None:
-    """The image's latest import when it failed and left staged data a retry can use."""
-    image = Image.objects.filter(pk=image_id, deleted=False, status=ImageStatus.UPLOADING).first()
-    if image is None or not StagedData.objects.filter(image=image).exists():
-        return None
-    latest = Task.objects.filter(image_id=image_id).order_by("-created_at", "-id").first()
-    return latest if latest is not None and latest.status == TaskStatus.FAILURE else None
 
 
 def _status_refusal(image: Image, source: str, target: str) -> str | None:

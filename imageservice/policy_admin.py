@@ -1,9 +1,9 @@
-"""Operator console pages beside the models: the policy in force with an explain form, and the
-staging area with its cleanup.
+"""Operator console pages beside the models: the policy in force with an explain form and a
+property protection tester, the staging area with its cleanup, and the service page.
 
-Both answer with the same code as their commands: ``explain()`` here serves ``explain_policy``,
-and the staging page runs ``tasks.housekeeping.cleanup_staging`` (a dry run to show the orphans,
-a real run for the cleanup button), as ``cleanup_staging`` does.
+They answer with the same code as their commands: ``explain()`` here serves ``explain_policy``,
+and the staging page runs ``tasks.housekeeping.cleanup_staging`` (a dry run to show the orphans
+and to confirm, a real run once confirmed), as ``cleanup_staging`` does.
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ class ExplainForm(forms.Form):
 
 
 class PropertyTestForm(forms.Form):
-    """ "May user U create/read/update/delete property P": the property protections in force."""
+    """The property tester: may user U create, read, update or delete property P, under the
+    property protections in force."""
 
     prefix = "property"
     user = forms.CharField(label="User", max_length=150, required=False)
@@ -238,7 +239,6 @@ class StagingEntry:
     # the entry belongs to, by its name; None when it names neither.
     image: Image | None = None
     task_id: str | None = None
-    owner_id: str | None = None
 
     @property
     def size_display(self) -> str:

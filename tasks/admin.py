@@ -21,7 +21,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from images.admin import retryable_task
 from images.models import Image
 from imageservice.admin_confirm import ConfirmRow, confirm_action, confirmed
 from imageservice.admin_site import OperatorPermissions, is_operator, operator_site
@@ -29,7 +28,7 @@ from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
 from imageservice.identity.models import Project
 from tasks.models import TERMINAL, Task, TaskStatus
-from tasks.services import retry_import
+from tasks.services import retry_import, retryable_task
 
 RUNNING = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 # The progress endpoint answers for at most one page of tasks.

@@ -372,6 +372,15 @@ def retry_import(task: Task) -> Task:
     )
 
 
+def retryable_task(image_id: str) -> Task | None:
+    """The image's latest import when it failed and left staged data a retry can use."""
+    image = Image.objects.filter(pk=image_id, deleted=False, status=ImageStatus.UPLOADING).first()
+    if image is None or not StagedData.objects.filter(image=image).exists():
+        return None
+    latest = Task.objects.filter(image_id=image_id).order_by("-created_at", "-id").first()
+    return latest if latest is not None and latest.status == TaskStatus.FAILURE else None
+
+
 def _store_header_of(task: Task, request: ImportRequest) -> str | None:
     """The store the original request named in ``X-Image-Meta-Store`` (or got by default), so
     the retry targets the same stores; a body listing its stores names them itself."""
