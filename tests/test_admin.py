@@ -204,8 +204,8 @@ def test_image_list_query_count_does_not_grow_with_images(
         ImageProperty.objects.create(image=image, name="os_distro", value="cirros")
         ImageTag.objects.create(image=image, value="demo")
 
-    # session, user, roles, projects (owner filter), count, page, the page's tags
-    with django_assert_max_num_queries(7):
+    # session, user, roles, projects (owner filter), count, page, the page's tags and owners
+    with django_assert_max_num_queries(8):
         response = operator.get("/admin/images/image/?store=file&size=small&q=image")
 
     assert len(listed_ids(response)) == 50
@@ -598,7 +598,8 @@ def test_task_list_query_count_does_not_grow_with_tasks(operator, django_assert_
     for number in range(50):
         make_task(image_id=f"image-{number}", status="processing", bytes_done=1, bytes_total=2)
 
-    with django_assert_max_num_queries(6):
+    # session, user, roles, page, type filter, the page's image, project and user names
+    with django_assert_max_num_queries(8):
         response = operator.get("/admin/tasks/task/")
 
     assert len(listed_ids(response)) == 50
