@@ -22,10 +22,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from images.models import PropertyProtection
+from images.models import ImageProperty, PropertyProtection
 from imageservice.config_syntax import split_list
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
@@ -206,3 +208,140 @@ def access_for(request) -> PropertyAccess:
     if not hasattr(request, "_property_access"):
         request._property_access = PropertyAccess(current_rules(), request.credentials)
     return request._property_access
+
+
+# --- the operator's view: what a rule does, and who may do what --------------------------------
+
+# Names a catch-all pattern must find: the empty name, a short one and a long odd one.
+_CATCH_ALL_PROBES = ("", "x", "zz_Any-Property.Name:42")
+
+
+def is_catch_all(pattern: str) -> bool:
+    """Whether ``pattern`` matches every property name, so no name falls through to "deny"."""
+    regex = _compile(pattern)
+    return regex is not None and all(regex.search(probe) for probe in _CATCH_ALL_PROBES)
+
+
+def _denies_everyone(section: Section | None, operation: str) -> bool:
+    """No section (no match denies), or a roles value naming no one. Role lists and policy
+    rules admit someone, so they do not count."""
+    if section is None:
+        return True
+    value = section.rules.get(operation, "").strip()
+    if section.rule_format == POLICIES and value not in ("", EVERYONE, NO_ONE):
+        return False
+    roles = split_roles(value)
+    return NO_ONE in roles or not roles
+
+
+@dataclass(frozen=True)
+class RulePreview:
+    """What saving a rule change does to the properties images hold now: the names that become
+    unreadable, or unchangeable, for everyone (admins included), and on how many images."""
+
+    unreadable: Sequence[str]
+    immutable: Sequence[str]
+    images: int
+    has_catch_all: bool
+
+    @property
+    def harmful(self) -> bool:
+        return bool(self.unreadable or self.immutable)
+
+    def sentence(self) -> str:
+        names = sorted({*self.unreadable, *self.immutable})
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        what = "unreadable" if set(names) == set(self.unreadable) else "unreadable or immutable"
+        if not self.unreadable:
+            what = "immutable"
+        tail = (
+            ""
+            if self.has_catch_all
+            else " There is no catch-all rule: any property no rule "
+            "matches is denied to everyone, and cannot be created either."
+        )
+        return (
+            f"After this, {len(names)} propert{'y' if len(names) == 1 else 'ies'} on "
+            f"{self.images} image{'' if self.images == 1 else 's'} become {what} for everyone, "
+            f"admins included: {shown}.{tail}"
+        )
+
+
+def preview_rules(sections: Sequence[Section]) -> RulePreview:
+    """Compare ``sections`` (the rules as they would be) with the rules in force, over the
+    custom properties alive images hold (one grouped query)."""
+    before, after = PropertyRules.from_database(), PropertyRules(sections)
+    held = (
+        ImageProperty.objects.filter(image__deleted=False)
+        .exclude(name__startswith=GLANCE_PREFIX)
+        .values_list("name", flat=True)
+        .distinct()
+    )
+    unreadable, immutable = [], []
+    for name in held:
+        was, will = before.section_for(name), after.section_for(name)
+        if not before.enabled:
+            was = _EVERYTHING
+        if _denies_everyone(will, "read") and not _denies_everyone(was, "read"):
+            unreadable.append(name)
+        elif _denies_everyone(will, "update") and not _denies_everyone(was, "update"):
+            immutable.append(name)
+    affected = [*unreadable, *immutable]
+    images = (
+        ImageProperty.objects.filter(image__deleted=False, name__in=affected).aggregate(
+            count=Count("image", distinct=True)
+        )["count"]
+        if affected
+        else 0
+    )
+    catch_all = any(is_catch_all(section.pattern) for section in sections)
+    return RulePreview(unreadable, immutable, images, catch_all)
+
+
+CATCH_ALL_PATTERN = ".*"
+
+
+@transaction.atomic
+def save_rule(rule: PropertyProtection, *, add_catch_all: bool = False) -> PropertyProtection:
+    """The console's write of one rule; with ``add_catch_all``, a ``.*`` rule letting everyone
+    do everything is added after every other, so names no rule matches stay free."""
+    rule.save()
+    if add_catch_all:
+        last = PropertyProtection.objects.aggregate(last=Max("position"))["last"] or 0
+        PropertyProtection.objects.create(
+            position=last + 1,
+            pattern=CATCH_ALL_PATTERN,
+            rule_format=ROLES,
+            **{f"{operation}_rule": EVERYONE for operation in OPERATIONS},
+        )
+    return rule
+
+
+@dataclass(frozen=True)
+class PropertyAnswer:
+    """Whether someone may ``operation`` a property, and which rule said so."""
+
+    allowed: bool
+    reason: str
+
+
+def explain_property(operation: str, name: str, credentials: Credentials) -> PropertyAnswer:
+    """The property tester: the rules in force applied to ``name`` for ``credentials``."""
+    rules = current_rules()
+    allowed = rules.can(operation, name, credentials)
+    if not rules.enabled:
+        return PropertyAnswer(
+            allowed, "No rules: property protections are off, everything is allowed."
+        )
+    section = rules.section_for(name)
+    if section is None:
+        return PropertyAnswer(
+            allowed, "No rule matches this name, and no match denies (there is no catch-all)."
+        )
+    if section is _EVERYTHING:
+        return PropertyAnswer(allowed, "os_glance* properties are always free (Glance's rule).")
+    value = section.rules.get(operation, "").strip() or "(empty: no one)"
+    return PropertyAnswer(
+        allowed,
+        f"First matching rule [{section.pattern}] ({section.rule_format}): {operation} = {value}",
+    )

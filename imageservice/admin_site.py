@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
+from django.urls import reverse
 
 from imageservice.policy_admin import operator_urls
 
@@ -62,6 +63,10 @@ class OperatorAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         return is_operator(request)
+
+    def each_context(self, request: HttpRequest) -> dict:
+        # "View site" would open the versions document at /: the docs page is what helps.
+        return {**super().each_context(request), "site_url": reverse(f"{self.name}:about")}
 
     def get_urls(self):
         # Pages that are not about one model: policy and staging.

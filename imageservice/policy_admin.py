@@ -1,32 +1,38 @@
-"""Operator console pages beside the models: the policy in force with an explain form, and the
-staging area with its cleanup.
+"""Operator console pages beside the models: the policy in force with an explain form and a
+property protection tester, the staging area with its cleanup, and the service page.
 
-Both answer with the same code as their commands: ``explain()`` here serves ``explain_policy``,
-and the staging page runs ``tasks.housekeeping.cleanup_staging`` (a dry run to show the orphans,
-a real run for the cleanup button), as ``cleanup_staging`` does.
+They answer with the same code as their commands: ``explain()`` here serves ``explain_policy``,
+and the staging page runs ``tasks.housekeeping.cleanup_staging`` (a dry run to show the orphans
+and to confirm, a real run once confirmed), as ``cleanup_staging`` does.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.views.decorators.http import require_POST
 
 from images.models import Image
+from images.protections import OPERATIONS, PropertyAnswer, explain_property
 from images.storage import staging
+from imageservice.admin_about import about_view
+from imageservice.admin_confirm import ConfirmRow, confirm_action, confirmed
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.defaults import DEFAULT_RULES
 from imageservice.policy.engine import Decision, Policy, get_policy
 from tasks.housekeeping import cleanup_staging
+from tasks.models import Task
 
 # --- policy ---------------------------------------------------------------------------------
 
@@ -121,6 +127,15 @@ def explain(
     return Explanation(decision, rule_source(policy, rule), username, image_id or None)
 
 
+def _one_kind_of_user(data: dict) -> dict:
+    keystone = any(data.get(name, "").strip() for name in ("user_id", "project_id", "roles"))
+    if keystone == bool(data.get("user", "").strip()):
+        raise forms.ValidationError(
+            "Give a local user, or Keystone credentials (user ID, project ID, roles)."
+        )
+    return data
+
+
 class ExplainForm(forms.Form):
     user = forms.CharField(label="User", max_length=150, required=False)
     user_id = forms.CharField(label="or Keystone user ID", max_length=64, required=False)
@@ -136,13 +151,7 @@ class ExplainForm(forms.Form):
         self.fields["action"].choices = [(name, name) for name in rule_names]
 
     def clean(self) -> dict:
-        data = super().clean()
-        keystone = any(data.get(name, "").strip() for name in ("user_id", "project_id", "roles"))
-        if keystone == bool(data.get("user", "").strip()):
-            raise forms.ValidationError(
-                "Give a local user, or Keystone credentials (user ID, project ID, roles)."
-            )
-        return data
+        return _one_kind_of_user(super().clean())
 
     def explain(self) -> Explanation:
         data = {name: value.strip() for name, value in self.cleaned_data.items()}
@@ -150,6 +159,36 @@ class ExplainForm(forms.Form):
         if not data["user"]:
             credentials = keystone_credentials(data["user_id"], data["project_id"], data["roles"])
         return explain(data["user"] or None, data["action"], data["image"], credentials)
+
+
+class PropertyTestForm(forms.Form):
+    """The property tester: may user U create, read, update or delete property P, under the
+    property protections in force."""
+
+    prefix = "property"
+    user = forms.CharField(label="User", max_length=150, required=False)
+    user_id = forms.CharField(label="or Keystone user ID", max_length=64, required=False)
+    project_id = forms.CharField(label="Project ID", max_length=64, required=False)
+    roles = forms.CharField(
+        label="Roles", max_length=255, required=False, help_text="Comma-separated role names."
+    )
+    operation = forms.ChoiceField(label="Operation", choices=[(op, op) for op in OPERATIONS])
+    name = forms.CharField(label="Property", max_length=255)
+
+    def clean(self) -> dict:
+        return _one_kind_of_user(super().clean())
+
+    def answer(self) -> tuple[str, PropertyAnswer]:
+        data = {name: value.strip() for name, value in self.cleaned_data.items()}
+        if data["user"]:
+            user = get_user_model().objects.filter(username=data["user"]).first()
+            if user is None:
+                raise ExplainError(f"Unknown user '{data['user']}'.")
+            credentials, who = Credentials.for_user(user), data["user"]
+        else:
+            credentials = keystone_credentials(data["user_id"], data["project_id"], data["roles"])
+            who = describe(credentials)
+        return who, explain_property(data["operation"], data["name"], credentials)
 
 
 def policy_view(request: HttpRequest, site) -> HttpResponse:
@@ -163,17 +202,30 @@ def policy_view(request: HttpRequest, site) -> HttpResponse:
             explanation = form.explain()
         except ExplainError as error:
             form.add_error(None, str(error))
+    tested = "property-name" in request.GET
+    property_form = PropertyTestForm(request.GET if tested else None)
+    property_answer = None
+    if tested and property_form.is_valid():
+        try:
+            property_answer = property_form.answer()
+        except ExplainError as error:
+            property_form.add_error(None, str(error))
     context = {
         **site.each_context(request),
         "title": "Policy",
         "rules": rules,
         "form": form,
         "explanation": explanation,
+        "property_form": property_form,
+        "property_answer": property_answer,
     }
     return TemplateResponse(request, "admin/policy/policy.html", context)
 
 
 # --- staging --------------------------------------------------------------------------------
+
+
+UUID_IN_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -183,6 +235,15 @@ class StagingEntry:
     files: int
     size: int
     orphan: bool
+    modified: datetime
+    # The image (``<id>``, ``.<id>.partial``, ``<id>.<format>``) or task (``.work-<id>``)
+    # the entry belongs to, by its name; None when it names neither.
+    image: Image | None = None
+    task_id: str | None = None
+
+    @property
+    def size_display(self) -> str:
+        return filesizeformat(self.size)
 
 
 def staging_overview() -> dict[str, object]:
@@ -195,20 +256,32 @@ def staging_overview() -> dict[str, object]:
         return {"root": None, "problem": str(error), "entries": [], "files": 0, "bytes": 0}
     report = cleanup_staging(dry_run=True)
     would = [text for level, text in report.lines if level <= 1]
+    paths = sorted(root.iterdir()) if root.is_dir() else []
+    ids = {path.name: _id_in(path.name) for path in paths}
+    # One query each for the images and tasks the entries name.
+    images = Image.objects.in_bulk([i for i in ids.values() if i], field_name="pk")
+    tasks = dict(
+        Task.objects.filter(pk__in=[i for i in ids.values() if i]).values_list("id", "image_id")
+    )
     entries = []
-    if root.is_dir():
-        for entry in sorted(root.iterdir()):
-            files, size = _count(entry)
-            orphan = any(text.startswith(f"Would remove {entry.name} (") for text in would)
-            entries.append(StagingEntry(entry.name, entry.is_dir(), files, size, orphan))
+    for entry in paths:
+        files, size = _count(entry)
+        orphan = any(text.startswith(f"Would remove {entry.name} (") for text in would)
+        modified = datetime.fromtimestamp(entry.lstat().st_mtime, tz=UTC)
+        named = ids[entry.name]
+        task_id = named if named in tasks else None
+        image = images.get(tasks[task_id] if task_id else named)
+        entries.append(
+            StagingEntry(entry.name, entry.is_dir(), files, size, orphan, modified, image, task_id)
+        )
     return {
         "root": root,
         "problem": None if root.is_dir() else f"{root} does not exist",
         "entries": entries,
         "files": sum(entry.files for entry in entries),
-        "bytes": sum(entry.size for entry in entries),
+        "bytes": filesizeformat(sum(entry.size for entry in entries)),
         "orphans": [entry for entry in entries if entry.orphan],
-        "orphan_bytes": sum(entry.size for entry in entries if entry.orphan),
+        "orphan_bytes": filesizeformat(sum(entry.size for entry in entries if entry.orphan)),
         "plan": would,
         "summary": report.summary,
     }
@@ -247,6 +320,11 @@ def _staging_store_overview(store) -> dict[str, object]:
     }
 
 
+def _id_in(name: str) -> str | None:
+    found = UUID_IN_NAME.search(name)
+    return found[0] if found else None
+
+
 def _count(entry: Path) -> tuple[int, int]:
     if entry.is_symlink() or not entry.is_dir():
         return 1, entry.lstat().st_size
@@ -263,6 +341,37 @@ def staging_view(request: HttpRequest, site) -> HttpResponse:
 
 
 def staging_cleanup_view(request: HttpRequest, site) -> HttpResponse:
+    """GET: what the cleanup would remove, to confirm; the confirmation's POST runs it."""
+    if not confirmed(request):
+        overview = staging_overview()
+        rows = [
+            ConfirmRow(
+                entry.name,
+                (
+                    entry.name,
+                    entry.image.name if entry.image and entry.image.name else "—",
+                    entry.image.status if entry.image else "gone",
+                    entry.size_display,
+                ),
+            )
+            for entry in overview["orphans"]
+        ]
+        back = reverse(f"{site.name}:staging")
+        return confirm_action(
+            request,
+            site,
+            title="Clean up the staging area",
+            question=f"Remove these {len(rows)} staging entries ({overview['orphan_bytes']})? "
+            "No upload or import will use them again."
+            if rows
+            else "Nothing in the staging area is to be removed; run the cleanup anyway?",
+            columns=("Entry", "Image", "Image status", "Size"),
+            rows=rows,
+            button="Yes, clean up",
+            action=None,
+            post_to=reverse(f"{site.name}:staging_cleanup"),
+            back_to=back,
+        )
     report = cleanup_staging(dry_run=False)
     for level, text in report.lines:
         if level <= 1:
@@ -283,7 +392,8 @@ def operator_urls(site) -> list:
         return site.admin_view(bound)
 
     return [
+        path("about/", wrap(about_view), name="about"),
         path("policy/", wrap(policy_view), name="policy"),
         path("staging/", wrap(staging_view), name="staging"),
-        path("staging/cleanup/", wrap(staging_cleanup_view, require_POST), name="staging_cleanup"),
+        path("staging/cleanup/", wrap(staging_cleanup_view), name="staging_cleanup"),
     ]

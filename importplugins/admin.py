@@ -5,39 +5,67 @@ The form checks each value with ``import_settings.check_setting`` and saves thro
 
 Deleting the row brings back the environment settings. Accepted imports keep the settings they
 were accepted with (a snapshot in the task's input).
+
+The chain's rows never change by themselves: a new row starts blank (a pre-selected plugin
+would be saved with the page), the add page starts from the environment's chain, and the page
+shows the chain in force as an ordered list, warning when inject pairs are set but
+``inject_image_metadata`` is not in it.
 """
 
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from imageservice.admin_site import OperatorPermissions, kept_forms, operator_site
+from imageservice.admin_site import OperatorPermissions, operator_site
 from importplugins import import_settings
 from importplugins.conversion import OUTPUT_FORMATS
 from importplugins.import_settings import (
     LIST_FIELDS,
     ImportSettingsValues,
     InvalidImportSettings,
+    current,
     environment_values,
     glance_list,
 )
 from importplugins.models import ImportPluginStep, ImportSettings
 from importplugins.registry import installed_plugins
 
+INJECT_PLUGIN = "inject_image_metadata"
+
 
 def plugin_choices() -> list[tuple[str, str]]:
+    # The blank first choice is what a new row shows: left alone, the row is not saved.
     return [
-        (name, f"{name} — {description}" if description else name)
-        for name, description in installed_plugins().items()
+        ("", "— choose a plugin —"),
+        *(
+            (name, f"{name} — {description}" if description else name)
+            for name, description in installed_plugins().items()
+        ),
     ]
+
+
+def inject_warning(plugins: list[str], inject: str) -> str | None:
+    """Why the inject pairs would do nothing: set, but their plugin is not in the chain."""
+    if inject.strip() and INJECT_PLUGIN not in plugins:
+        return (
+            f"Inject metadata properties are set, but {INJECT_PLUGIN} is not in the plugin "
+            "chain: no import will get them. Add it to the chain, or clear the pairs."
+        )
+    return None
 
 
 class ImportPluginStepForm(forms.ModelForm):
     # A plain field behind the select: import_settings.check_setting words the refusal.
-    name = forms.CharField(label="plugin", widget=forms.Select(choices=plugin_choices))
+    name = forms.CharField(
+        label="plugin",
+        widget=forms.Select(choices=plugin_choices),
+        error_messages={"required": "Choose a plugin, or delete the row."},
+    )
 
     class Meta:
         model = ImportPluginStep
@@ -54,18 +82,32 @@ class ImportPluginStepForm(forms.ModelForm):
 
 class ImportPluginStepFormSet(forms.BaseInlineFormSet):
     def plugin_names(self) -> list[str]:
-        """The chain as the rows order it: by position, then as listed."""
-        kept = sorted(kept_forms(self), key=lambda form: form.cleaned_data["position"])
-        return [form.cleaned_data["name"] for form in kept]
+        """The chain as the rows order it (by position, then as listed): saved rows not marked
+        for deletion, new rows filled in, and rows the add page pre-filled from the environment
+        (left unchanged, Django does not clean them)."""
+        rows = []
+        for form in self.forms:
+            if self._should_delete_form(form):
+                continue
+            if form.instance.pk or form.has_changed():
+                rows.append((form.cleaned_data["position"], form.cleaned_data["name"]))
+            elif form.initial.get("name"):
+                rows.append((form.initial["position"], form.initial["name"]))
+        return [name for _, name in sorted(rows, key=lambda row: row[0])]
 
 
 class ImportPluginStepInline(OperatorPermissions, admin.TabularInline):
     model = ImportPluginStep
     form = ImportPluginStepForm
     formset = ImportPluginStepFormSet
-    extra = 1
+    # No empty row: "Add another plugin" adds one, blank.
+    extra = 0
     verbose_name = "plugin"
     verbose_name_plural = "plugin chain (runs in position order)"
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        # The add page shows the environment's chain as rows to keep, edit or delete.
+        return 0 if obj is not None else len(environment_values().import_plugins)
 
 
 class ImportSettingsForm(forms.ModelForm):
@@ -125,7 +167,9 @@ class ImportSettingsForm(forms.ModelForm):
 class ImportSettingsAdmin(OperatorPermissions, admin.ModelAdmin):
     form = ImportSettingsForm
     inlines = [ImportPluginStepInline]
+    readonly_fields = ("effective_chain",)
     fieldsets = [
+        ("In force", {"fields": ("effective_chain",)}),
         (
             "Plugins",
             {
@@ -142,6 +186,15 @@ class ImportSettingsAdmin(OperatorPermissions, admin.ModelAdmin):
         ),
     ]
 
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if obj.pk is None:
+            kwargs["initial"] = [
+                {"position": position, "name": name}
+                for position, name in enumerate(environment_values().import_plugins, start=1)
+            ]
+        return kwargs
+
     def save_model(self, request, obj, form, change) -> None:
         # Written together with the chain in save_related, through import_settings.apply().
         obj.pk = ImportSettings.SINGLETON_ID
@@ -153,7 +206,31 @@ class ImportSettingsAdmin(OperatorPermissions, admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         [chain] = formsets
-        import_settings.apply(form.settings_values(chain.plugin_names()))
+        values = form.settings_values(chain.plugin_names())
+        import_settings.apply(values)
+        warning = inject_warning(values.import_plugins, values.inject_metadata_properties)
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
+
+    @admin.display(description="plugin chain in force")
+    def effective_chain(self, row: ImportSettings | None) -> str:
+        values = current()
+        where = (
+            "saved on this page"
+            if values.source == "database"
+            else "from the environment (IMAGE_IMPORT_PLUGINS) until this page is saved"
+        )
+        steps = format_html_join("", "<li>{}</li>", ((name,) for name in values.import_plugins))
+        chain = (
+            format_html('<ol id="effective-chain">{}</ol>', steps)
+            if values.import_plugins
+            else mark_safe('<p id="effective-chain">No plugins: imports store the data as is.</p>')
+        )
+        warning = inject_warning(values.import_plugins, values.inject_metadata_properties)
+        shown = format_html('<p class="operator-warning" id="inject-warning">{}</p>', warning)
+        return format_html(
+            "{}<p>{}, run in this order.</p>{}", chain, where, shown if warning else ""
+        )
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         # The add form starts from the environment values in force.

@@ -52,6 +52,8 @@ class ImportPluginError(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        # Set by the chain to the plugin that raised, so the task message can name it.
+        self.plugin: str | None = None
 
 
 @dataclass

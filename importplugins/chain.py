@@ -89,7 +89,8 @@ def run_chain(context: ImportContext) -> None:
     """Run the chain named in ``context.settings`` over ``context``, in order.
 
     Nothing runs for copy-image. A plugin's :class:`ImportPluginError` propagates unchanged; any
-    other exception is wrapped into a non-permanent one naming the plugin (the cause is chained).
+    other exception is wrapped into a non-permanent one (the cause is chained). Either way the
+    error's ``plugin`` names the plugin that failed.
     """
     if context.method in CHAINLESS_METHODS:
         return
@@ -98,10 +99,13 @@ def run_chain(context: ImportContext) -> None:
         log.debug("running import plugin %s for image %s", name, context.image_id)
         try:
             plugin.run(context)
-        except ImportPluginError:
+        except ImportPluginError as error:
+            error.plugin = error.plugin or name
             raise
         except Exception as error:
-            raise ImportPluginError(f"Import plugin {name} failed: {error}") from error
+            wrapped = ImportPluginError(str(error))
+            wrapped.plugin = name
+            raise wrapped from error
 
 
 def _refuse_unknown(names: Sequence[str], missing: Iterable[str]) -> None:

@@ -1,5 +1,7 @@
 """Tasks in the operator console: read-only, with live progress, stuck imports marked, and a
-'retry import' action for failed glance-direct imports whose staged data is still there."""
+'retry import' (action, or button on the task and image pages) for failed glance-direct imports
+whose staged data is still there. The retry runs as the import's original caller
+(``tasks.services.retry_import``), after a confirmation page."""
 
 from __future__ import annotations
 
@@ -8,21 +10,25 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
+from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
+from images.models import Image
+from imageservice.admin_confirm import ConfirmRow, confirm_action, confirmed
+from imageservice.admin_projects import project_names
 from imageservice.admin_site import OperatorPermissions, is_operator, operator_site
 from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
-from imageservice.identity.credentials import Credentials
 from tasks.models import TERMINAL, Node, Task, TaskStatus
-from tasks.services import retry_import
+from tasks.services import retry_import, retryable_task
 
 RUNNING = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 # The progress endpoint answers for at most one page of tasks.
@@ -65,17 +71,18 @@ def progress_of(task: Task) -> dict[str, object]:
 @admin.register(Task, site=operator_site)
 class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
     list_display = (
-        "id",
-        "type",
+        "short_id",
+        "method",
         "status_display",
         "progress",
         "image_link",
         "owner_display",
+        "user_display",
         "message_display",
         "worker_node",
-        "created_at",
-        "heartbeat_at",
+        "created_display",
     )
+    list_display_links = ("short_id",)
     list_filter = ("status", StuckFilter, "type")
     search_fields = ("id",)
     search_help_text = "Task ID, image ID or owner equals the text."
@@ -86,7 +93,17 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("id", "type", "status_display", "progress", "image_link", "owner_display")},
+            {
+                "fields": (
+                    "id",
+                    "type",
+                    "method",
+                    "status_display",
+                    "progress",
+                    "image_link",
+                    "owner_display",
+                )
+            },
         ),
         ("Outcome", {"fields": ("message", "result_display")}),
         ("Request", {"fields": ("user_display", "request_id", "input_display")}),
@@ -99,6 +116,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
     readonly_fields = (
         "id",
         "type",
+        "method",
         "status_display",
         "progress",
         "image_link",
@@ -130,6 +148,17 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return is_operator(request)
 
+    def get_changelist_instance(self, request: HttpRequest):
+        changelist = super().get_changelist_instance(request)
+        name_tasks(changelist.result_list)
+        return changelist
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        task = super().get_object(request, object_id, from_field)
+        if task is not None:
+            name_tasks([task])
+        return task
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if not term:
@@ -138,7 +167,32 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
 
     def get_urls(self):
         progress = self.admin_site.admin_view(self.progress_view)
-        return [path("progress/", progress, name="tasks_task_progress"), *super().get_urls()]
+        retry = self.admin_site.admin_view(self.retry_view)
+        return [
+            path("progress/", progress, name="tasks_task_progress"),
+            path("<str:task_id>/retry/", retry, name="tasks_task_retry"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        # As the image list: the model sidebar would push columns onto second lines.
+        return super().changelist_view(
+            request, {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        )
+
+    def retry_view(self, request: HttpRequest, task_id: str):
+        """The Retry button of the task and image pages: the retry action's confirmation for
+        this one task (its "Yes" posts the action to the task list)."""
+        queryset = self.get_queryset(request).filter(pk=task_id)
+        if not queryset.exists():
+            raise Http404(f"No task {task_id}")
+        return self._ask_retry(request, queryset)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        task = Task.objects.filter(pk=object_id).first()
+        retry = task is not None and task.image_id and retryable_task(task.image_id) == task
+        extra = {"retry_url": reverse("admin:tasks_task_retry", args=[object_id]) if retry else ""}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def progress_view(self, request: HttpRequest) -> JsonResponse:
         """``{"tasks": [...]}``: the tasks named by ``?id=`` (so the page sees them finish), or
@@ -148,11 +202,20 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         tasks = tasks.order_by("-created_at")[:PROGRESS_BATCH]
         return JsonResponse({"tasks": [progress_of(task) for task in tasks]})
 
+    @admin.display(description="id", ordering="id")
+    def short_id(self, task: Task) -> str:
+        return format_html('<span title="{}">{}</span>', task.id, task.id[:8])
+
+    @admin.display(description="method")
+    def method(self, task: Task) -> str:
+        return task_method(task) or task.type
+
     @admin.display(description="status", ordering="status")
     def status_display(self, task: Task) -> str:
         stuck = task.is_stale()
         return format_html(
-            '<span class="task-status{}" data-task="{}">{}</span>',
+            '<span class="task-status badge badge-{}{}" data-task="{}">{}</span>',
+            "stuck" if stuck else task.status,
             " task-stuck" if stuck else "",
             task.id,
             f"{task.status} (stuck)" if stuck else task.status,
@@ -161,6 +224,15 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, task: Task) -> str:
         percent = task.percent
+        if task.status in TERMINAL:
+            # No bar once it ended: an empty <progress> animates as if work were going on.
+            done = "" if percent is None else f"{percent}%"
+            return format_html(
+                '<span class="task-progress" data-task="{}" data-running="false">'
+                '<span class="task-percent">{}</span></span>',
+                task.id,
+                done or "—",
+            )
         bar = (
             format_html('<progress max="100" value="{}"></progress>', percent)
             if percent is not None
@@ -170,7 +242,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
             '<span class="task-progress" data-task="{}" data-running="{}">{} '
             '<span class="task-percent">{}</span></span>',
             task.id,
-            "false" if task.status in TERMINAL else "true",
+            "true",
             bar,
             "" if percent is None else f"{percent}%",
         )
@@ -180,7 +252,8 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         if not task.image_id:
             return "—"
         url = reverse("admin:images_image_change", args=[task.image_id])
-        return format_html('<a href="{}">{}</a>', url, task.image_id)
+        name = getattr(task, "image_name", None) or task.image_id[:8]
+        return format_html('<a href="{}" title="{}">{}</a>', url, task.image_id, name)
 
     @admin.display(description="message")
     def message_display(self, task: Task) -> str:
@@ -192,13 +265,20 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         )
 
     # Keystone mode: ids with the names Keystone gives them (looked up once, then cached).
+    # Keystone mode: ids with the names Keystone gives them (looked up once, then cached).
     @admin.display(description="owner", ordering="owner")
     def owner_display(self, task: Task) -> str:
-        return _named(task.owner, keystone_names.project_name(task.owner))
+        name = getattr(task, "owner_name", None) or keystone_names.project_name(task.owner)
+        return _named(task.owner, name)
 
     @admin.display(description="user")
     def user_display(self, task: Task) -> str:
-        return _named(task.user_id, keystone_names.user_name(task.user_id))
+        name = getattr(task, "user_name", None) or keystone_names.user_name(task.user_id)
+        return _named(task.user_id, name)
+
+    @admin.display(description="created", ordering="created_at")
+    def created_display(self, task: Task) -> str:
+        return task.created_at.strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="result")
     def result_display(self, task: Task) -> str:
@@ -206,14 +286,15 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
 
     @admin.display(description="input")
     def input_display(self, task: Task) -> str:
-        return _pretty(task.input)
+        return input_table(task.input)
 
-    @admin.action(description="Retry selected failed imports", permissions=["retry"])
-    def retry_imports(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        credentials = Credentials.for_user(request.user)
+    @admin.action(description="Retry selected failed imports…", permissions=["retry"])
+    def retry_imports(self, request: HttpRequest, queryset: QuerySet[Task]):
+        if not confirmed(request):
+            return self._ask_retry(request, queryset)
         for task in queryset:
             try:
-                retried = retry_import(task, credentials)
+                retried = retry_import(task)
             except GlanceError as refusal:
                 self.message_user(request, f"Task {task.id}: {refusal.message}", messages.ERROR)
                 continue
@@ -223,6 +304,114 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
                 f"Task {task.id}: retried as task {retried.id} ({retried.status}).",
                 messages.SUCCESS,
             )
+        return None
+
+    def _ask_retry(self, request: HttpRequest, queryset: QuerySet[Task]):
+        tasks = list(queryset.order_by("-created_at", "-id")[:RETRY_BATCH])
+        name_tasks(tasks)
+        sizes = dict(
+            Image.objects.filter(pk__in=[task.image_id for task in tasks]).values_list(
+                "id", "staged__size"
+            )
+        )
+        rows = [
+            ConfirmRow(
+                task.id,
+                (
+                    task.id,
+                    getattr(task, "image_name", None) or task.image_id or "—",
+                    self.owner_display(task),
+                    self.user_display(task),
+                    _size(sizes.get(task.image_id)),
+                    task.status,
+                ),
+                _retry_refusal(task),
+            )
+            for task in tasks
+        ]
+        changelist = reverse("admin:tasks_task_changelist")
+        return confirm_action(
+            request,
+            self.admin_site,
+            title=f"Retry {len(rows)} import{'' if len(rows) == 1 else 's'}",
+            question="Retry these imports with their staged data? Each runs again as the user "
+            "and project that started it, with the import settings in force now.",
+            columns=("Task", "Image", "Owner", "User", "Staged", "Status"),
+            rows=rows,
+            button="Yes, retry",
+            action="retry_imports",
+            post_to=changelist,
+            back_to=changelist,
+        )
+
+
+RETRY_BATCH = 100
+
+
+def name_tasks(tasks) -> None:
+    """Give each task its image's name and its owner project's and user's names, in one query
+    each for the page. (Subqueries in the list's query would be evaluated for every matching
+    row before SQLite sorts and cuts the page: seconds with 100k tasks.)"""
+    tasks = list(tasks)
+    images = dict(
+        Image.objects.filter(pk__in={task.image_id for task in tasks if task.image_id}).values_list(
+            "id", "name"
+        )
+    )
+    projects = project_names(task.owner for task in tasks)
+    users = dict(
+        get_user_model()
+        .objects.filter(keystone_id__in={task.user_id for task in tasks if task.user_id})
+        .values_list("keystone_id", "username")
+    )
+    for task in tasks:
+        task.image_name = images.get(task.image_id)
+        task.owner_name = projects.get(task.owner)
+        task.user_name = users.get(task.user_id)
+
+
+def _size(size: int | None) -> str:
+    return "—" if size is None else filesizeformat(size)
+
+
+def _retry_refusal(task: Task) -> str | None:
+    if task.status != TaskStatus.FAILURE:
+        return f"the task is {task.status}, not failed"
+    if task_method(task) != "glance-direct":
+        return "only glance-direct imports can be retried"
+    if not task.image_id or retryable_task(task.image_id) != task:
+        return "the image has no staged data, or a newer import"
+    return None
+
+
+def task_method(task: Task) -> str | None:
+    """The import method the task's request named (``glance-direct``, ``web-download``…)."""
+    method = ((task.input or {}).get("import_req") or {}).get("method")
+    return method.get("name") if isinstance(method, dict) else None
+
+
+def input_table(value: object) -> str:
+    """A task's input as rows of ``key | value``, nested keys dotted (``import_req.method.name``)
+    and lists comma-joined."""
+    if not value:
+        return "—"
+    rows = list(_flattened(value, ""))
+    cells = format_html_join(
+        "", "<tr><th>{}</th><td><code>{}</code></td></tr>", ((key, text) for key, text in rows)
+    )
+    return format_html('<table class="task-input">{}</table>', cells)
+
+
+def _flattened(value: object, prefix: str):
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            yield from _flattened(value[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        yield prefix, ", ".join(str(item) for item in value) or "(none)"
+    elif isinstance(value, dict):
+        yield prefix, "(none)"
+    else:
+        yield prefix, json.dumps(value) if not isinstance(value, str) else value
 
 
 def _pretty(value: object) -> str:

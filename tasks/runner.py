@@ -214,12 +214,14 @@ def _run_plugins(
 
 
 def plugin_failure_message(error: ImportPluginError) -> str:
-    """The task message for a failed plugin: what went wrong, and whether retrying may help."""
+    """The task message for a failed plugin: which one (when the chain knows), what went wrong,
+    and whether retrying may help."""
     if error.permanent:
         advice = "Retrying will fail again until the cause above is fixed."
     else:
         advice = "This may be temporary: retrying the import may succeed."
-    return f"Import plugin failed: {error} {advice}"
+    failed = f"Import plugin {error.plugin} failed" if error.plugin else "Import plugin failed"
+    return f"{failed}: {error} {advice}"
 
 
 def _store_and_activate(

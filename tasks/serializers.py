@@ -82,7 +82,7 @@ def _public_input(task: Task) -> dict | None:
     legacy ``import`` task, the import request it was turned into)."""
     if task.input is None:
         return None
-    internal = {"roles", "settings"}
+    internal = {"roles", "caller", "settings"}
     if task.type == "import":
         internal |= {"import_req", "backend"}
     return {k: v for k, v in task.input.items() if k not in internal}

@@ -209,6 +209,7 @@ def accept_import(
                 "import_req": dict(request.body),
                 "backend": targets,
                 "roles": sorted(credentials.roles),
+                "caller": caller_record(credentials),
                 "settings": import_settings_snapshot(),
             },
         )
@@ -330,12 +331,47 @@ def _legacy_image(task_input: dict, credentials: Credentials) -> Image:
     return image_services.create_image(image_body, credentials)
 
 
-def retry_import(task: Task, credentials: Credentials) -> Task:
-    """A new import of a failed glance-direct import's staged data, as ``POST /import`` would.
+def caller_record(credentials: Credentials) -> dict[str, object]:
+    """What a retry needs to run an import again as the caller who asked for it (kept in the
+    task's input, never shown by the API): user, project, roles and Keystone's domain facts."""
+    return {
+        "user_id": credentials.user_id,
+        "project_id": credentials.project_id,
+        "roles": sorted(credentials.roles),
+        "user_domain_id": credentials.user_domain_id,
+        "project_domain_id": credentials.project_domain_id,
+        "is_admin_project": credentials.is_admin_project,
+    }
 
-    The failed import left the image ``uploading`` with its data staged (see tasks.runner), so
-    the original request and target stores are simply accepted again under the operator's
-    credentials and a fresh settings snapshot.
+
+def caller_credentials(task: Task) -> Credentials:
+    """The credentials ``task`` was accepted under, from :func:`caller_record`; tasks accepted
+    before it was kept fall back to their owner, user and roles."""
+    task_input = task.input or {}
+    caller = task_input.get("caller") or {
+        "user_id": task.user_id,
+        "project_id": task.owner or None,
+        "roles": task_input.get("roles", []),
+    }
+    return Credentials(
+        user_id=caller.get("user_id"),
+        project_id=caller.get("project_id"),
+        roles=frozenset(caller.get("roles", [])),
+        user_domain_id=caller.get("user_domain_id"),
+        project_domain_id=caller.get("project_domain_id"),
+        is_admin_project=caller.get("is_admin_project", True),
+    )
+
+
+def retry_import(task: Task) -> Task:
+    """A new import of a failed glance-direct import's staged data, as its caller would send
+    ``POST /import`` again.
+
+    The failed import left the image ``uploading`` with its data staged (see tasks.runner).
+    The retry runs :func:`import_image` — the API's checks and policy — under the original
+    caller's credentials (:func:`caller_credentials`), with the same target stores and a fresh
+    settings snapshot. So the new task belongs to the image owner's project, and plugins that
+    look at the caller's roles (``inject_image_metadata``) see the caller's, not the operator's.
     """
     if task.status != TaskStatus.FAILURE:
         raise GlanceError(409, "Only failed imports can be retried.")
@@ -349,7 +385,28 @@ def retry_import(task: Task, credentials: Credentials) -> Task:
         raise GlanceError(
             409, f"Image {image.id} is {image.status} without staged data; stage it again."
         )
-    check_status(image, request.method)
-    return accept_import(
-        image, request, list(task.input["backend"]), credentials, f"req-{uuid.uuid4()}"
+    return import_image(
+        image,
+        request,
+        caller_credentials(task),
+        store_header=_store_header_of(task, request),
+        request_id=f"req-{uuid.uuid4()}",
     )
+
+
+def retryable_task(image_id: str) -> Task | None:
+    """The image's latest import when it failed and left staged data a retry can use."""
+    image = Image.objects.filter(pk=image_id, deleted=False, status=ImageStatus.UPLOADING).first()
+    if image is None or not StagedData.objects.filter(image=image).exists():
+        return None
+    latest = Task.objects.filter(image_id=image_id).order_by("-created_at", "-id").first()
+    return latest if latest is not None and latest.status == TaskStatus.FAILURE else None
+
+
+def _store_header_of(task: Task, request: ImportRequest) -> str | None:
+    """The store the original request named in ``X-Image-Meta-Store`` (or got by default), so
+    the retry targets the same stores; a body listing its stores names them itself."""
+    if request.body.get("stores") or request.body.get("all_stores"):
+        return None
+    backend = task.input.get("backend") or []
+    return backend[0] if len(backend) == 1 else None

@@ -38,8 +38,20 @@ def operator(admin) -> Client:
 
 
 def run_action(client: Client, changelist: str, action: str, *pks) -> str:
+    """The action as the confirmation page's "Yes" sends it (``post=yes``)."""
     response = client.post(
-        changelist, {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True
+        changelist,
+        {"action": action, "_selected_action": [str(pk) for pk in pks], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def ask_action(client: Client, changelist: str, action: str, *pks) -> str:
+    """The action as the list's "Go" button sends it: the confirmation page."""
+    response = client.post(
+        changelist, {"action": action, "_selected_action": [str(pk) for pk in pks]}
     )
     assert response.status_code == 200
     return response.content.decode()
@@ -104,25 +116,42 @@ def listed_ids(response) -> set[str]:
     return set(re.findall(r'name="_selected_action" value="([^"]+)"', response.content.decode()))
 
 
-def test_image_list_shows_status_owner_project_size_and_visibility(operator, make_image):
-    image = make_image(name="cirros", status="active", size=3 * 1024**2, visibility="public")
+def row_cells(response, object_id: str) -> dict[str, str]:
+    """The list row of ``object_id`` as ``{column: text}``, tags stripped."""
+    rows = re.findall(r"<tr>(?:(?!</tr>).)*</tr>", response.content.decode(), re.S)
+    [row] = [row for row in rows if object_id in row]
+    cells = re.findall(r'<t[dh] class="field-(\w+)[^"]*">(.*?)</t[dh]>', row, re.S)
+    return {name: re.sub(r"<[^>]+>", "", html).strip() for name, html in cells}
+
+
+def test_image_list_shows_one_line_per_image_with_names_sizes_formats_and_tags(
+    operator, make_image
+):
+    image = make_image(
+        name="cirros",
+        status="active",
+        size=3 * 1024**2,
+        visibility="public",
+        disk_format="qcow2",
+        tags=("prod", "cloud"),
+    )
 
     response = operator.get("/admin/images/image/")
 
     assert response.status_code == 200
-    rows = re.findall(r"<tr>(?:(?!</tr>).)*</tr>", response.content.decode(), re.S)
-    [row] = [row for row in rows if image.id in row]
-    cells = re.findall(r'<t[dh] class="field-(\w+)[^"]*">(?:<a [^>]*>)?([^<]*)', row)
-    assert dict(cells) == {
-        "id": image.id,
-        "name": "cirros",
-        "status": "Active",
+    cells = row_cells(response, image.id)
+    assert cells == {
+        "short_id": image.id[:8],
+        "name_display": "cirros",
+        "status_display": "active",
         "owner_display": "project-a",
         "size_display": "3.0\xa0MB",
+        "format_display": "qcow2",
         "visibility": "Public",
-        "protected": "",
-        "created_at": dict(cells)["created_at"],
+        "tags_display": "cloud, prod",
+        "created_display": image.created_at.strftime("%Y-%m-%d"),
     }
+    assert '<span class="badge badge-active">active</span>' in response.content.decode()
 
 
 def test_image_list_filters_by_status_owner_size_and_store(operator, make_image, outsider):
@@ -149,6 +178,15 @@ def test_image_search_matches_name_or_exact_id_or_hash(operator, make_image):
     assert listed_ids(operator.get(f"/admin/images/image/?q={'ab' * 64}")) == {hashed.id}
 
 
+def test_image_search_matches_owner_project_name_and_exact_tag(operator, make_image, outsider):
+    theirs = make_image(name="x", owner=outsider.project_id)
+    tagged = make_image(name="y", tags=("golden",))
+    make_image(name="z", tags=("golden-old",))
+
+    assert listed_ids(operator.get("/admin/images/image/?q=project-c")) == {theirs.id}
+    assert listed_ids(operator.get("/admin/images/image/?q=golden")) == {tagged.id}
+
+
 def test_image_list_hides_deleted_images_unless_asked(operator, make_image):
     alive = make_image()
     gone = make_image(status="deleted", deleted=True)
@@ -166,8 +204,8 @@ def test_image_list_query_count_does_not_grow_with_images(
         ImageProperty.objects.create(image=image, name="os_distro", value="cirros")
         ImageTag.objects.create(image=image, value="demo")
 
-    # session, user, roles, projects (owner filter), count, page
-    with django_assert_max_num_queries(6):
+    # session, user, roles, projects (owner filter), count, page, the page's tags and owners
+    with django_assert_max_num_queries(8):
         response = operator.get("/admin/images/image/?store=file&size=small&q=image")
 
     assert len(listed_ids(response)) == 50
@@ -507,8 +545,14 @@ def test_task_list_shows_progress_and_marks_stuck_imports(operator, admin, setti
     response = operator.get("/admin/tasks/task/")
 
     page = response.content.decode()
-    assert f'<span class="task-status task-stuck" data-task="{stuck.id}">processing (stuck)' in page
-    assert f'<span class="task-status" data-task="{fresh.id}">processing</span>' in page
+    assert (
+        f'<span class="task-status badge badge-stuck task-stuck" data-task="{stuck.id}">'
+        "processing (stuck)" in page
+    )
+    assert (
+        f'<span class="task-status badge badge-processing" data-task="{fresh.id}">processing'
+        in page
+    )
     assert '<progress max="100" value="25"></progress>' in page
     assert '<progress max="100" value="50"></progress>' in page
     assert "/admin/tasks/task/progress/" in page
@@ -559,7 +603,8 @@ def test_task_list_query_count_does_not_grow_with_tasks(operator, django_assert_
     for number in range(50):
         make_task(image_id=f"image-{number}", status="processing", bytes_done=1, bytes_total=2)
 
-    with django_assert_max_num_queries(6):
+    # session, user, roles, page, type filter, the page's image, project and user names
+    with django_assert_max_num_queries(8):
         response = operator.get("/admin/tasks/task/")
 
     assert len(listed_ids(response)) == 50
@@ -591,7 +636,15 @@ def test_retry_import_creates_a_new_task_and_activates_the_image(
     retried = Task.objects.exclude(pk=failed.pk).get(image_id=image.id)
     assert f"Task {failed.id}: retried as task {retried.id} (success)." in page
     assert retried.input["backend"] == failed.input["backend"]
-    assert (retried.owner, retried.user_id) == (admin.project_id, admin.user.keystone_id)
+    # Run as the caller who started the import, not as the operator who retried it.
+    assert (retried.owner, retried.user_id) == (owner.project_id, owner.user.keystone_id)
+    assert retried.input["roles"] == ["member", "reader"]
+    shown = owner.client().get(f"/v2/images/{image.id}/tasks", HTTP_ACCEPT=JSON)
+    assert shown.status_code == 200
+    assert {task["id"]: task["status"] for task in shown.json()["tasks"]} == {
+        failed.id: "failure",
+        retried.id: "success",
+    }
     assert reloaded(image).status == "active"
     assert reloaded_task(failed).status == "failure"
 

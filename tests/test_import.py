@@ -274,7 +274,8 @@ def test_tasks_api_is_admin_only(owner, admin, queued):
 
     assert [t["id"] for t in listed["tasks"]] == [task.id]
     assert shown["status"] == "success" and shown["result"] == {"image_id": queued.id}
-    assert "roles" not in shown["input"] and "expires_at" in shown
+    assert "roles" not in shown["input"] and "caller" not in shown["input"]
+    assert "expires_at" in shown
 
 
 def test_deleting_a_staged_image_removes_its_staged_data(owner, queued, data_dir):

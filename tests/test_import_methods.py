@@ -336,9 +336,9 @@ def test_conversion_plugin_without_qemu_img_fails_the_import_and_a_retry_succeed
     task = Task.objects.get(image_id=image.id)
     assert (task.status, task.message) == (
         "failure",
-        "Import plugin failed: The image_conversion import plugin needs qemu-img, which is not "
-        "installed on this worker (Debian/Ubuntu package qemu-utils) Retrying will fail again "
-        "until the cause above is fixed.",
+        "Import plugin image_conversion failed: The image_conversion import plugin needs "
+        "qemu-img, which is not installed on this worker (Debian/Ubuntu package qemu-utils) "
+        "Retrying will fail again until the cause above is fixed.",
     )
     assert reloaded(image).status == "uploading"
     assert (data_dir / "staging" / image.id).read_bytes() == staged

@@ -170,13 +170,16 @@ def test_staging_page_shows_files_bytes_and_orphans(operator, staging_dir, make_
     response = operator.get("/admin/staging/")
     page = response.content.decode()
 
-    assert "4 file(s), 19 bytes in 3 entries" in page
-    assert "2 orphan(s), 15 bytes" in page
+    assert "4 file(s), 19\xa0bytes in 3 entries" in page
+    assert "2 orphan(s), 15\xa0bytes" in page
     assert {entry.name: entry.orphan for entry in response.context["entries"]} == {
         orphan: True,
         waiting.id: False,
         work.name: True,
     }
+    # The waiting entry links to its image, with the image's status.
+    assert f'<a href="/admin/images/image/{waiting.id}/change/">{waiting.id}</a>' in page
+    assert '<span class="badge badge-uploading">uploading</span>' in page
     assert f"Would remove {orphan} (10 bytes): image gone" in page
     assert (staging_dir / orphan).exists()  # looking removes nothing
 
@@ -187,8 +190,11 @@ def test_staging_cleanup_button_removes_orphans_only(operator, staging_dir, make
     (staging_dir / active.id).write_bytes(b"12345")
     (staging_dir / uploading.id).write_bytes(b"in progress")
 
-    assert operator.get("/admin/staging/cleanup/").status_code == 405
-    response = operator.post("/admin/staging/cleanup/", follow=True)
+    confirmation = operator.get("/admin/staging/cleanup/").content.decode()
+    assert "Remove these 1 staging entries (5\xa0bytes)?" in confirmation
+    assert f"<td>{active.id}</td>" in confirmation and uploading.id not in confirmation
+    assert (staging_dir / active.id).exists()  # asking removes nothing
+    response = operator.post("/admin/staging/cleanup/", {"post": "yes"}, follow=True)
     page = response.content.decode()
 
     assert response.redirect_chain == [("/admin/staging/", 302)]
@@ -202,7 +208,7 @@ def test_staging_cleanup_button_removes_orphans_only(operator, staging_dir, make
 def test_staging_page_without_a_staging_root(operator):
     page = operator.get("/admin/staging/").content.decode()
 
-    assert "does not exist" in page and "0 file(s), 0 bytes" in page
+    assert "does not exist" in page and "0 file(s), 0\xa0bytes" in page
 
 
 def test_console_index_links_to_the_policy_and_staging_pages(admin):

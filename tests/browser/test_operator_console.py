@@ -148,6 +148,9 @@ def test_failed_import_is_retried_from_the_tasks_page(console, live_server, owne
     console.select_option("select[name=action]", "retry_imports")
     console.click("button[name=index]")
     console.wait_for_load_state()
+    assert Task.objects.filter(image_id=image["id"]).count() == 1  # asked first
+    console.click("#confirm-yes")
+    console.wait_for_load_state()
     console.screenshot(path=tmp_path / "retry.png", full_page=True)
 
     retried = Task.objects.exclude(pk=failed.pk).get(image_id=image["id"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
+import zipfile
 
 import pytest
 
@@ -14,6 +16,7 @@ from importplugins.decompression import ImageDecompression
 from importplugins.inject_metadata import InjectImageMetadata
 from importplugins.no_op import NoOp
 from importplugins.registry import installed_plugins
+from tasks.runner import plugin_failure_message
 
 BUILT_INS = {"no_op", "inject_image_metadata", "image_conversion", "image_decompression"}
 IMAGE = b"guest disk " * 10_000
@@ -117,3 +120,23 @@ def test_third_party_plugin_loads_through_its_entry_point(make_context):
     run_chain(context)
 
     assert context.properties == {"checksum_note": f"sha256:{hashlib.sha256(IMAGE).hexdigest()}"}
+
+
+def test_run_chain_names_the_plugin_that_failed(make_context):
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("a.img", IMAGE)
+        archive.writestr("b.img", IMAGE)
+    context = make_context(zipped.getvalue(), settings={"import_plugins": ["image_decompression"]})
+
+    with pytest.raises(ImportPluginError) as refused:
+        run_chain(context)
+
+    assert (refused.value.plugin, refused.value.message) == (
+        "image_decompression",
+        "Archive contains more than one file.",
+    )
+    assert plugin_failure_message(refused.value) == (
+        "Import plugin image_decompression failed: Archive contains more than one file. "
+        "Retrying will fail again until the cause above is fixed."
+    )
