@@ -11,6 +11,7 @@ variable overrides the file. Bad values are reported by the system checks in
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -117,12 +118,14 @@ INSTALLED_APPS = [
     "django_q",
     "imageservice.identity",
     "imageservice.apps.ImageServiceConfig",
+    "imageservice.audit",
     "images",
     "tasks",
     "importplugins",
 ]
 
 MIDDLEWARE = [
+    "imageservice.metrics.middleware.RequestMetricsMiddleware",
     "imageservice.middleware.VersionAliasMiddleware",
     "imageservice.middleware.RequestIdMiddleware",
     "imageservice.middleware.UndecodableURLMiddleware",
@@ -133,6 +136,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "imageservice.events.context.EventContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -317,6 +321,28 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# --- Observability: events, audit trail, notifications, metrics (docs/operator.md) ---------
+# The node named in audit events: host:port when `manage.py serve` sets it, else the hostname.
+NODE_NAME = env_str("NODE_NAME") or socket.gethostname()
+# Audit events older than this many days are deleted by purge_audit (0: kept for ever).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 90)
+# Glance's notifications through oslo.messaging; off unless a messaging driver and a transport
+# URL are set (GLANCE_API_CONF's [oslo_messaging_notifications] and [DEFAULT], or these).
+NOTIFICATION_DRIVER = env_str("NOTIFICATION_DRIVER").lower()
+NOTIFICATION_TOPICS = env_list("NOTIFICATION_TOPICS", ["notifications"])
+NOTIFICATION_TRANSPORT_URL = env_str("NOTIFICATION_TRANSPORT_URL")
+TRANSPORT_URL = env_str("TRANSPORT_URL")
+CONTROL_EXCHANGE = env_str("CONTROL_EXCHANGE", "glance")
+DEFAULT_PUBLISHER_ID = env_str("DEFAULT_PUBLISHER_ID", "image.localhost")
+DISABLED_NOTIFICATIONS = env_list("DISABLED_NOTIFICATIONS", [])
+# Notifications waiting for the bus per process; more are dropped (and counted).
+NOTIFICATION_QUEUE_SIZE = env_int("NOTIFICATION_QUEUE_SIZE", 1000)
+# Connection attempts per notification before it is given up (oslo.messaging's retry).
+NOTIFICATION_RETRY = env_int("NOTIFICATION_RETRY", 1)
+# Who may scrape /metrics: these addresses or networks, or anyone sending this bearer token.
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 LOGGING = {
     "version": 1,

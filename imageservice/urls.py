@@ -8,12 +8,14 @@ from django.urls import include, path, re_path
 from imageservice import versions
 from imageservice.admin_site import operator_site
 from imageservice.identity.keystone_api import discovery as identity_discovery
+from imageservice.metrics.views import metrics_view
 
 handler404 = "imageservice.errors.handler404"
 handler500 = "imageservice.errors.handler500"
 
 urlpatterns = [
     path("versions", versions.versions),
+    path("metrics", metrics_view, name="metrics"),
     path("", versions.multiple_choices),
     path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),
@@ -22,5 +24,9 @@ urlpatterns = [
     path("identity/", include("imageservice.identity.keystone_api.urls")),
     # Glance answers any unversioned or unknown-version path with the 300 document; the
     # identity API answers its own unknown paths with 404.
-    re_path(r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$", versions.multiple_choices),
+    re_path(
+        r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$",
+        versions.multiple_choices,
+        name="unversioned",
+    ),
 ]

@@ -31,7 +31,9 @@ from images.storage import staging, stores
 from images.storage.base import ChunkReader, ImageStore, Readable, WrittenData
 from images.storage.inspection import verdict
 from images.storage.writer import PendingWrite, WritePlan, write_file, write_image, write_plan
+from imageservice import events
 from imageservice.errors import GlanceError
+from imageservice.events.context import Actor, acting_as
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import run_chain
 from tasks.models import Task, TaskStatus
@@ -57,8 +59,22 @@ TAKEN_OVER = (
 
 def run_import(task_id: str) -> None:
     task = Task.objects.filter(pk=task_id).first()
-    if task is None or not task.claim():
-        return  # gone, or already run by an earlier delivery of the same job
+    if task is None:
+        return  # gone
+    # The job acts for the caller who asked for the import, under that request's id.
+    actor = Actor(
+        user_id=task.user_id,
+        project_id=task.owner,
+        roles=tuple((task.input or {}).get("roles", [])),
+        command="run_import",
+    )
+    with acting_as(actor, task.request_id):
+        _claim_and_run(task)
+
+
+def _claim_and_run(task: Task) -> None:
+    if not task.claim():
+        return  # already run by an earlier delivery of the same job
     image = Image.objects.filter(pk=task.image_id, deleted=False).first()
     if image is None:
         task.finish(TaskStatus.FAILURE, "The image was deleted before its import started.")
@@ -189,6 +205,7 @@ def _store_and_activate(
     known = stores.all_stores()
     first, *others = [known[name] for name in targets]
     image.disk_format = context.disk_format
+    events.emit("image.prepare", image=image, facts={"method": method})
     if context.data_changed:
         written = _write_file_into(task, image, context.data_path, first)
     else:
@@ -289,6 +306,17 @@ def _activate(
             # means a rollback could only lose a copy the stores already hold.
             staging.discard_staged(image.id)
         _release(task, image)
+        events.emit(
+            "image.upload",
+            image=image,
+            task=task,
+            facts={
+                "method": task.import_method(),
+                "stores": [store.id for store in written_to],
+                "bytes": written.size,
+                "activated": image.status == ImageStatus.ACTIVE and context is not None,
+            },
+        )
     task.record_progress(written.size, written.size)
     task.finish(TaskStatus.SUCCESS, "", result={"image_id": image.id})
 
