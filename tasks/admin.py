@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from imageservice.admin_site import OperatorPermissions, is_operator, operator_site
+from imageservice.audit.admin import audit_trail_link
 from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
 from imageservice.identity.credentials import Credentials
@@ -88,7 +89,10 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
             {"fields": ("id", "type", "status_display", "progress", "image_link", "owner_display")},
         ),
         ("Outcome", {"fields": ("message", "result_display")}),
-        ("Request", {"fields": ("user_display", "request_id", "input_display")}),
+        (
+            "Request",
+            {"fields": ("user_display", "request_id", "input_display", "audit_trail")},
+        ),
         (
             "Times",
             {"fields": ("created_at", "updated_at", "heartbeat_at", "expires_at", "deleted")},
@@ -111,6 +115,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         "heartbeat_at",
         "expires_at",
         "deleted",
+        "audit_trail",
     )
 
     # A task is a record of what happened: the console shows it, only the runner writes it.
@@ -122,6 +127,10 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
         return False
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, task: Task) -> str:
+        return audit_trail_link("Events of this task", task_id=task.id)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return is_operator(request)

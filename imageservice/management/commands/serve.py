@@ -6,6 +6,7 @@ import sys
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from imageservice.metrics.multiprocess import server_environment
 from tasks.schedules import ensure_schedules
 
 
@@ -36,7 +37,9 @@ class Command(BaseCommand):
         if os.environ.get("ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"}:
             gunicorn += ["--access-logfile", "-"]
         worker = [python, "manage.py", "qcluster"]
-        children = [subprocess.Popen(gunicorn), subprocess.Popen(worker)]
+        # One metrics directory shared by the gunicorn workers and the job worker.
+        env = server_environment(host, port)
+        children = [subprocess.Popen(gunicorn, env=env), subprocess.Popen(worker, env=env)]
         self.stdout.write(
             f"Serving on http://{host}:{port}/ with {workers} workers and a job worker"
         )
