@@ -205,7 +205,7 @@ def _store_and_activate(
     known = stores.all_stores()
     first, *others = [known[name] for name in targets]
     image.disk_format = context.disk_format
-    events.emit("image.prepare", image=image, facts={"method": method})
+    events.emit("image.prepare", image=image, task=task, facts={"method": method})
     if context.data_changed:
         written = _write_file_into(task, image, context.data_path, first)
     else:

@@ -26,12 +26,12 @@ def record(event: Event) -> None:
     )
 
 
-def _jsonable(changes) -> dict[str, list]:
+def _jsonable(value):
     # Datetimes and other field values become text: the trail shows them, it computes nothing.
-    return {
-        name: [
-            value if isinstance(value, str | int | float | bool | None) else str(value)
-            for value in pair
-        ]
-        for name, pair in changes.items()
-    }
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
