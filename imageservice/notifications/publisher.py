@@ -21,6 +21,34 @@ from imageservice import metrics
 from imageservice.notifications import transport_url
 
 logger = logging.getLogger(__name__)
+# oslo.messaging's notifier never raises: a send that failed is only logged, at ERROR, by
+# these loggers, from the thread that sent it.
+OSLO_NOTIFY_LOGGERS = ("oslo_messaging.notify.messaging", "oslo_messaging.notify.notifier")
+
+
+class _SendFailures(logging.Handler):
+    """Tells a publisher thread that oslo.messaging gave its last send up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.state = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.state.failed = True
+
+    def failed_since_reset(self) -> bool:
+        failed = getattr(self.state, "failed", False)
+        self.state.failed = False
+        return failed
+
+
+SEND_FAILURES = _SendFailures()
+for _name in OSLO_NOTIFY_LOGGERS:
+    logging.getLogger(_name).addHandler(SEND_FAILURES)
+
+
+class NotSent(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -30,8 +58,32 @@ class Notification:
     payload: object
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where and how to publish, read from the settings when the publisher starts."""
+
+    url: str
+    exchange: str
+    topics: tuple[str, ...]
+    driver: str
+    publisher_id: str
+    retry: int
+
+    @classmethod
+    def from_settings(cls) -> Target:
+        return cls(
+            url=transport_url(),
+            exchange=settings.CONTROL_EXCHANGE,
+            topics=tuple(settings.NOTIFICATION_TOPICS),
+            driver=settings.NOTIFICATION_DRIVER,
+            publisher_id=settings.DEFAULT_PUBLISHER_ID,
+            retry=settings.NOTIFICATION_RETRY,
+        )
+
+
 class Publisher:
-    def __init__(self) -> None:
+    def __init__(self, target: Target) -> None:
+        self.target = target
         self.queue: queue.Queue[Notification] = queue.Queue(settings.NOTIFICATION_QUEUE_SIZE)
         self.thread = threading.Thread(target=self._run, name="notifications", daemon=True)
         self.thread.start()
@@ -64,18 +116,21 @@ class Publisher:
             notification = self.queue.get()
             try:
                 if notifier is None:
-                    notifier = _notifier()
+                    notifier = _notifier(self.target)
                 send = notifier.error if notification.priority == "error" else notifier.info
+                SEND_FAILURES.failed_since_reset()
                 send({}, notification.event_type, notification.payload)
+                if SEND_FAILURES.failed_since_reset():
+                    raise NotSent("the message bus refused it or could not be reached")
                 metrics.NOTIFICATIONS_SENT.labels(event_type=notification.event_type).inc()
             except Exception as error:
                 metrics.NOTIFICATION_FAILURES.labels(reason="send").inc()
-                logger.warning("Notification %s not sent: %s", notification.event_type, error)
+                logger.warning("Notification %s not sent: %r", notification.event_type, error)
             finally:
                 self.queue.task_done()
 
 
-def _notifier():
+def _notifier(target: Target):
     # Imported here: oslo.messaging (kombu, amqp) costs memory that only processes which
     # publish need.
     import oslo_messaging  # noqa: PLC0415
@@ -84,30 +139,33 @@ def _notifier():
     # A ConfigOpts of our own: the global one belongs to keystonemiddleware in Keystone mode.
     conf = cfg.ConfigOpts()
     conf([], project="imageservice", default_config_files=[])
-    oslo_messaging.set_transport_defaults(settings.CONTROL_EXCHANGE)
-    transport = oslo_messaging.get_notification_transport(conf, url=transport_url())
+    with _lock:
+        # The exchange is a process-wide default that the transport reads as it is made.
+        oslo_messaging.set_transport_defaults(target.exchange)
+        transport = oslo_messaging.get_notification_transport(conf, url=target.url)
     # A dead broker: with NOTIFICATION_RETRY attempts a second apart, a notification is given
     # up in seconds instead of after the driver's growing back-off.
     conf.set_override("rabbit_retry_interval", 1, group="oslo_messaging_rabbit")
     conf.set_override("rabbit_retry_backoff", 0, group="oslo_messaging_rabbit")
     return oslo_messaging.Notifier(
         transport,
-        publisher_id=settings.DEFAULT_PUBLISHER_ID,
-        driver=settings.NOTIFICATION_DRIVER,
-        topics=settings.NOTIFICATION_TOPICS,
-        retry=settings.NOTIFICATION_RETRY,
+        publisher_id=target.publisher_id,
+        driver=target.driver,
+        topics=list(target.topics),
+        retry=target.retry,
     )
 
 
-_publisher: Publisher | None = None
-_publisher_pid: int | None = None
+_publishers: dict[tuple, Publisher] = {}
 _lock = threading.Lock()
 
 
 def publisher() -> Publisher:
-    """This process's publisher; a forked child starts its own (threads do not survive fork)."""
-    global _publisher, _publisher_pid
+    """This process's publisher for the current settings; a forked child starts its own
+    (threads do not survive fork)."""
+    target = Target.from_settings()
     with _lock:
-        if _publisher is None or _publisher_pid != os.getpid():
-            _publisher, _publisher_pid = Publisher(), os.getpid()
-        return _publisher
+        key = (os.getpid(), target)
+        if key not in _publishers:
+            _publishers[key] = Publisher(target)
+        return _publishers[key]
