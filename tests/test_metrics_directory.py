@@ -22,6 +22,8 @@ def test_server_directory_under_data_dir_emptied_at_start(data_dir, monkeypatch)
 
 
 def test_operator_directory_loses_only_metric_files(tmp_path, monkeypatch):
+    tmp_path = tmp_path / "operator-metrics"
+    tmp_path.mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("NODE_NAME", "node-7")
     (tmp_path / "histogram_17.db").write_bytes(b"old")
