@@ -341,6 +341,7 @@ def _copy_image(task: Task, image: Image) -> None:
         raise ImportFailed("The image has no data to copy.")
     source = known[location.store]
     targets = [known[name] for name in task.input["backend"]]
+    events.emit("image.prepare", image=image, task=task, facts={"method": "copy-image"})
     written = None
     for store in targets:
         written = _copy_into(task, image, source, image.size, store)

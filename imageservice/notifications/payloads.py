@@ -96,7 +96,7 @@ def payload_for(action: str, *, image=None, task=None, member=None) -> Mapping[s
     if not enabled():
         return None
     if action.startswith("task.") and task is not None:
-        return task_payload(task)
+        return {**task_payload(task), **_deleted(action == "task.delete")}
     if action.startswith("image.member.") and member is not None:
         return {**member_payload(member), **_deleted(action == "image.member.delete")}
     if image is None:

@@ -29,6 +29,7 @@ GLANCE_EVENT_TYPES = {
     "task.processing": "task.processing",
     "task.success": "task.success",
     "task.failure": "task.failure",
+    "task.delete": "task.delete",
 }
 
 
