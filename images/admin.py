@@ -179,7 +179,7 @@ class TagFormSet(ImageRowsFormSet):
         return {form.cleaned_data["value"] for form in kept_forms(self)}
 
     def check(self, wanted: set[str]) -> None:
-        validation.check_tag_quota(self.instance.pk, len(wanted))
+        validation.check_tag_quota(len(wanted))
 
 
 class MemberFormSet(ImageRowsFormSet):

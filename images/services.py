@@ -104,8 +104,9 @@ def create_image(
     # `ABC…` and `abc…` are one image there; lower-casing keeps them one image here too.
     image_id = (body.get("id") or "").lower() or None
     validation.check_property_quota(image_id or "", len(properties))
-    validation.check_tag_quota(image_id or "", len(tags))
+    validation.check_tag_quota(len(tags))
     fields = {name: body[name] for name in CREATE_FIELDS if name in body}
+    validation.check_no_4byte_characters(fields, properties, tags)
     fields["owner"] = owner
     if image_id is None:
         fields.pop("id", None)
@@ -191,7 +192,8 @@ def update_image(
     ``check_property_changes`` refuses and a tag count over the quota.
     """
     check_property_changes(image, properties, access)
-    validation.check_tag_quota(image.id, len(tags))
+    validation.check_tag_quota(len(tags))
+    validation.check_no_4byte_characters(fields, properties, tags)
     return _save_image_changes(image, fields, properties, tags)
 
 
@@ -305,10 +307,11 @@ def add_tag(image: Image, tag: str) -> None:
         raise GlanceError(
             400, f"Provided object does not match schema 'image': '{tag}' is too long"
         )
+    validation.check_no_4byte_characters({}, tags=[tag])
     before = image.tag_list()
     if tag in before:
         return
-    validation.check_tag_quota(image.id, len(before) + 1)
+    validation.check_added_tag_quota(image.id, len(before) + 1)
     with transaction.atomic():
         ImageTag.objects.get_or_create(image=image, value=tag)
         image.touch()
@@ -335,6 +338,7 @@ def _emit_tags_changed(action: str, image: Image, before: list[str]) -> None:
 
 def add_member(image: Image, member_id: str) -> ImageMember:
     _check_shared(image)
+    validation.check_no_4byte_characters({"member": member_id})
     if image.member_row(member_id) is not None:
         raise _duplicated_member(image, member_id)
     _check_member_quota(image, image.members.count() + 1)

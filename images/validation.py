@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from django.conf import settings
@@ -91,11 +92,49 @@ def check_property_quota(image_id: str, count: int) -> None:
         )
 
 
-def check_tag_quota(image_id: str, count: int) -> None:
+def check_tag_quota(count: int) -> None:
+    """The tag count of a create or PATCH, refused in Glance's words for those calls."""
+    if count > settings.IMAGE_TAG_QUOTA:
+        raise GlanceError(413, tag_limit_message(count))
+
+
+def check_added_tag_quota(image_id: str, count: int) -> None:
+    """``PUT /tags/{tag}``: Glance's tags controller wraps the same message (colon included)."""
     if count > settings.IMAGE_TAG_QUOTA:
         raise GlanceError(
-            413,
-            f"Image tag limit exceeded for image {image_id}: The limit has been exceeded on the "
-            f"number of allowed image tags. Attempted: {count}, "
-            f"Maximum: {settings.IMAGE_TAG_QUOTA}:",
+            413, f"Image tag limit exceeded for image {image_id}: {tag_limit_message(count)}:"
         )
+
+
+def tag_limit_message(count: int) -> str:
+    return (
+        "The limit has been exceeded on the number of allowed image tags. "
+        f"Attempted: {count}, Maximum: {settings.IMAGE_TAG_QUOTA}"
+    )
+
+
+# Characters that take 4 bytes in UTF-8 (outside the Basic Multilingual Plane).
+FOUR_BYTE_CHARACTER = re.compile("[\U00010000-\U0010ffff]")
+
+
+def check_no_4byte_characters(
+    fields: Mapping[str, object],
+    properties: Mapping[str, str] | None = None,
+    tags: Iterable[str] = (),
+) -> None:
+    """Refuse text with 4-byte UTF-8 characters (emoji, say) as Glance does, in its words.
+
+    Glance's database layer refuses them everywhere (MySQL's ``utf8`` holds 3 bytes per
+    character); an image made here must stay one Glance and its tools could hold.
+    """
+    for name, value in [*fields.items(), *(properties or {}).items()]:
+        if _has_4byte(name):
+            raise GlanceError(400, "Property names can't contain 4 byte unicode.")
+        if _has_4byte(value):
+            raise GlanceError(400, f"{name.title()} can't contain 4 byte unicode characters.")
+    if any(_has_4byte(tag) for tag in tags):
+        raise GlanceError(400, "Param values can't contain 4 byte unicode.")
+
+
+def _has_4byte(value: object) -> bool:
+    return isinstance(value, str) and FOUR_BYTE_CHARACTER.search(value) is not None

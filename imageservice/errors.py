@@ -200,7 +200,8 @@ def glance_exception_handler(exc: Exception, context: dict) -> HttpResponse:
         # Set by DRF from the authentication class: where to get a token, as
         # keystonemiddleware says it (`Keystone uri="..."`).
         headers = {**headers, "WWW-Authenticate": auth_header}
-    if status == 405:
+    if status == 405 and "Allow" not in headers:
+        # A view that refuses a method it defines (DELETE of a task) names what it allows.
         view = context.get("view")
         if view is not None:
             headers = {**headers, "Allow": ", ".join(allowed_methods(view))}

@@ -15,8 +15,10 @@ handler500 = "imageservice.errors.handler500"
 
 urlpatterns = [
     path("versions", versions.versions),
+    path("versions/", versions.versions),
     path("metrics", metrics_view, name="metrics"),
     path("", versions.multiple_choices),
+    path("v2", versions.to_v2_root),
     path("admin/", operator_site.urls),
     path("v2/", include("images.urls")),
     path("v2/", include("tasks.urls")),

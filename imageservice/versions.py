@@ -1,9 +1,10 @@
-"""``/versions`` (200) and ``/`` or any unversioned path (300): Glance's version document."""
+"""``/versions`` (200), ``/`` or any unversioned path (300): Glance's version document;
+``/v2`` without its slash (302)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 # Only versions whose calls are implemented are advertised; the newest is CURRENT. Without
@@ -41,6 +42,11 @@ def versions_document(request: HttpRequest) -> dict[str, list]:
 @csrf_exempt
 def versions(request: HttpRequest) -> JsonResponse:
     return JsonResponse(versions_document(request))
+
+
+def to_v2_root(request: HttpRequest) -> HttpResponseRedirect:
+    """``/v2`` without its slash: Glance's URL map sends the client on to ``/v2/``."""
+    return HttpResponseRedirect(request.build_absolute_uri("/v2/"))
 
 
 @csrf_exempt

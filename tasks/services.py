@@ -97,11 +97,13 @@ def check_status(image: Image, method: str) -> None:
         if image.status != ImageStatus.ACTIVE:
             raise GlanceError(409, "Only images with status active can be targeted for copying")
         return
+    # Glance says so first, whatever the method: "needs to be staged" would send the user of an
+    # active image off to stage data it cannot take.
+    if image.status == ImageStatus.ACTIVE:
+        raise GlanceError(409, "Image with status active cannot be target for import")
     if method == "glance-direct" and image.status != ImageStatus.UPLOADING:
         raise GlanceError(409, "Image needs to be staged before 'glance-direct' method can be used")
     if method == "web-download" and image.status != ImageStatus.QUEUED:
-        if image.status == ImageStatus.ACTIVE:
-            raise GlanceError(409, "Image with status active cannot be target for import")
         raise GlanceError(409, f"Image needs to be in 'queued' state to use '{method}' method")
     for field in ("container_format", "disk_format"):
         if not getattr(image, field):

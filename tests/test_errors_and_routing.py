@@ -61,7 +61,7 @@ def test_html_error_escapes_the_message(owner):
     assert "Attribute &#x27;status&#x27; is read-only." in response.content.decode()
 
 
-@pytest.mark.parametrize("path", ["/v2/images/", "/v2/nothing", "/v2", "/v2/images/x/y/z"])
+@pytest.mark.parametrize("path", ["/v2/images/", "/v2/nothing", "/v2/images/x/y/z"])
 def test_unknown_v2_routes_are_404_in_glance_shape(owner, path):
     response = owner.client().get(path, HTTP_ACCEPT="application/json")
 
@@ -75,6 +75,23 @@ def test_known_route_with_unserved_method_is_405_with_allow(owner):
     assert response.status_code == 405
     assert response["Allow"] == "GET, POST"
     assert response.json()["message"].startswith("The method PUT is not allowed for this resource.")
+
+
+def test_v2_without_its_slash_is_a_redirect_to_v2_root(client):
+    response = client.get("/v2")
+
+    assert response.status_code == 302
+    assert response["Location"] == "http://testserver/v2/"
+
+
+def test_task_delete_is_405_allowing_only_get(admin):
+    response = admin.client().delete("/v2/tasks/some-task", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response.json()["message"].startswith(
+        "This operation is currently not permitted on Glance Tasks."
+    )
 
 
 def test_head_is_not_served(owner):
@@ -99,6 +116,11 @@ def test_request_id_is_generated_or_echoed(owner):
     assert generated["x-openstack-request-id"].startswith("req-")
     assert echoed["x-openstack-request-id"] == "req-abc"
     assert too_long.status_code == 431
+
+
+def test_versions_with_a_slash_is_the_same_200(client):
+    assert client.get("/versions/").status_code == 200
+    assert client.get("/versions/").json() == client.get("/versions").json()
 
 
 def test_versions_is_200_and_root_is_300_with_absolute_v2_href(client):

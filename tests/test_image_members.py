@@ -674,3 +674,13 @@ def test_private_image_member_row_grants_nothing(member, share):
 
     assert response.status_code == 404
     assert response.json() == glance_error(404, f"No image found with ID {image.id}")
+
+
+def test_member_id_with_a_4_byte_character_is_400_and_not_added(owner, share):
+    image = share()
+
+    response = post_member(owner, image.id, {"member": "project-🚀"})
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, "Member can't contain 4 byte unicode characters.")
+    assert statuses(image) == {}

@@ -205,3 +205,24 @@ def test_patch_tag_quota_is_413(owner, image):
 
     assert response.status_code == 413
     assert Image.objects.get(pk=image.pk).tag_list() == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        ({"op": "replace", "path": "/name", "value": "🚀"}, "Name can't contain 4 byte unicode characters."),
+        ({"op": "add", "path": "/hw_🚀", "value": "x"}, "Property names can't contain 4 byte unicode."),
+        ({"op": "replace", "path": "/tags", "value": ["🚀"]}, "Param values can't contain 4 byte unicode."),
+    ],
+)  # fmt: skip
+def test_patch_refuses_4_byte_characters_and_changes_nothing(owner, image, operation, message):
+    response = patch(owner.client(), image, [operation])
+
+    assert response.status_code == 400
+    assert error_message(response) == message
+    stored = Image.objects.get(pk=image.pk)
+    assert (stored.name, stored.property_dict(), stored.tag_list()) == (
+        "before",
+        {"os_distro": "cirros"},
+        [],
+    )

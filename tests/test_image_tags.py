@@ -251,3 +251,14 @@ def test_tag_delete_with_body_is_400(owner, image):
     assert response.status_code == 400
     assert response.json() == glance_error(400, "A body is not expected with this request.")
     assert tags_of(image) == ["existing"]
+
+
+def test_tag_with_a_4_byte_character_is_400_and_not_added(owner, make_image):
+    image = make_image(tags=["a"], updated_at=LONG_AGO)
+
+    response = owner.client().put(f"/v2/images/{image.id}/tags/rocket-🚀", HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == glance_error(400, "Param values can't contain 4 byte unicode.")
+    assert tags_of(image) == ["a"]
+    assert updated_at_of(image) == LONG_AGO

@@ -176,3 +176,40 @@ def test_create_enforces_property_and_tag_quotas(owner):
     assert tags.status_code == 413
     assert at_limit.status_code == 201
     assert Image.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "rocket 🚀"}, "Name can't contain 4 byte unicode characters."),
+        ({"os_distro": "🐧"}, "Os_Distro can't contain 4 byte unicode characters."),
+        ({"os_🐧": "linux"}, "Property names can't contain 4 byte unicode."),
+        ({"tags": ["ok", "🏷"]}, "Param values can't contain 4 byte unicode."),
+    ],
+)
+def test_create_refuses_4_byte_characters_in_glances_words_and_makes_nothing(owner, body, message):
+    response = post(owner.client(), body, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 400
+    assert error_message(response) == message
+    assert Image.objects.count() == 0
+
+
+def test_create_keeps_3_byte_characters(owner):
+    response = post(owner.client(), {"name": "雪 ☃", "note": "€"})
+
+    assert response.status_code == 201
+    assert (response.json()["name"], response.json()["note"]) == ("雪 ☃", "€")
+
+
+@override_settings(IMAGE_TAG_QUOTA=128)
+def test_create_over_the_tag_quota_says_so_as_glances_images_api(owner):
+    tags = [f"t{n}" for n in range(129)]
+
+    response = post(owner.client(), {"tags": tags}, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 413
+    assert error_message(response) == (
+        "The limit has been exceeded on the number of allowed image tags. "
+        "Attempted: 129, Maximum: 128"
+    )

@@ -115,6 +115,17 @@ def test_glance_direct_without_staging_is_409(owner, queued):
     )
 
 
+@pytest.mark.parametrize("method", ["glance-direct", "web-download"])
+def test_import_into_an_active_image_is_409_saying_so_first(owner, make_image, method):
+    image = make_image(status="active", disk_format="raw", container_format="bare")
+    body = {"method": {"name": method, "uri": "https://example.com/disk.img"}}
+
+    response = start_import(owner, image, body)
+
+    assert response.status_code == 409
+    assert error_message(response) == "Image with status active cannot be target for import"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -246,6 +246,26 @@ def test_unknown_size_upload_streams_in_parts(store, bucket):
     assert bucket.uploads() == []
 
 
+def test_writes_one_after_another_and_side_by_side_keep_their_own_bytes(store):
+    # Part buffers go from one write to the next (images/storage/s3.py, PartBuffers): the
+    # bytes a buffer held before must never reach another image.
+    first, second, third = image_id(), image_id(), image_id()
+    big, small = os.urandom(LARGE), os.urandom(7 * MiB + 1)
+
+    write(store, first, big).commit()
+    write(store, second, small).commit()
+    side_by_side = [store.open_write(third, new_attempt()), store.open_write(first, new_attempt())]
+    for start in range(0, LARGE, MiB):
+        side_by_side[0].write(small[start : start + MiB])
+        side_by_side[1].write(big[start : start + MiB])
+    side_by_side[1].abort()
+    side_by_side[0].commit()
+
+    assert b"".join(store.read(first)) == big
+    assert b"".join(store.read(second)) == small
+    assert b"".join(store.read(third)) == small
+
+
 def parts_stored(bucket, key: str, upload_id: str, *, expected: int) -> list[int]:
     """Sizes of the upload's stored parts, once ``expected`` are (they upload in the
     background: a write returns once its parts are handed to its threads)."""
