@@ -9,6 +9,7 @@ gives up after ``NOTIFICATION_RETRY`` reconnection attempts, logged and counted.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -21,6 +22,7 @@ from imageservice import metrics
 from imageservice.notifications import transport_url
 
 logger = logging.getLogger(__name__)
+EXIT_FLUSH_SECONDS = 2
 # oslo.messaging's notifier never raises: a send that failed is only logged, at ERROR, by
 # these loggers, from the thread that sent it.
 OSLO_NOTIFY_LOGGERS = ("oslo_messaging.notify.messaging", "oslo_messaging.notify.notifier")
@@ -87,6 +89,9 @@ class Publisher:
         self.queue: queue.Queue[Notification] = queue.Queue(settings.NOTIFICATION_QUEUE_SIZE)
         self.thread = threading.Thread(target=self._run, name="notifications", daemon=True)
         self.thread.start()
+        # A worker stopping (gunicorn recycling it, a deploy) sends what is queued first, for a
+        # moment: a dead broker must not hold up the exit either.
+        atexit.register(self.flush, EXIT_FLUSH_SECONDS)
 
     def submit(self, notification: Notification) -> None:
         try:
@@ -100,7 +105,8 @@ class Publisher:
             )
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every submitted notification was sent or given up (tests, shutdown)."""
+        """Wait up to ``timeout`` seconds until every submitted notification was sent or given
+        up; False if some were still waiting."""
         done = threading.Event()
 
         def wait() -> None:
