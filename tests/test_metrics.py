@@ -193,6 +193,10 @@ def test_scrape_with_bearer_token_from_anywhere(db, settings):
     assert client.get("/metrics").status_code == 403
 
 
+def test_scrape_is_get_only(db):
+    assert Client().post("/metrics").status_code == 405
+
+
 def test_unknown_methods_share_one_series(db):
     before = scrape()
     Client().generic("BREW", "/versions")

@@ -8,12 +8,14 @@ import os
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from imageservice.metrics.state import StateCollector
 
 
+@require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not scrape_allowed(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
