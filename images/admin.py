@@ -38,6 +38,7 @@ from images.storage import stores
 from imageservice.admin_confirm import ConfirmRow, confirm_action, confirmed
 from imageservice.admin_projects import ProjectField, known_projects, project_names
 from imageservice.admin_site import OperatorPermissions, kept_forms, operator_site
+from imageservice.audit.admin import audit_trail_link
 from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
 from imageservice.identity.credentials import Credentials
@@ -341,6 +342,7 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
         "updated_at",
         "deleted",
         "deleted_at",
+        "audit_trail",
     )
     fieldsets = (
         (None, {"fields": ("id", "name", "status", "visibility", "owner")}),
@@ -368,6 +370,7 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
                     "system_properties",
                     ("created_at", "updated_at"),
                     ("deleted", "deleted_at"),
+                    "audit_trail",
                 )
             },
         ),
@@ -460,6 +463,10 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
     def locations_display(self, image: Image) -> str:
         rows = image.locations.order_by("created_at").values_list("store", "url")
         return format_html_join("\n", "<div><b>{}</b>: {}</div>", rows) or "—"
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, image: Image) -> str:
+        return audit_trail_link("Events of this image", image_id=image.id)
 
     @admin.display(description="system properties")
     def system_properties(self, image: Image) -> str:

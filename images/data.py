@@ -24,6 +24,7 @@ from images.storage.base import (
     new_attempt,
 )
 from images.storage.writer import PendingWrite, image_too_large, write_image, write_plan
+from imageservice import events, metrics
 from imageservice.errors import GlanceError
 
 HEARTBEAT_SECONDS = 10
@@ -84,6 +85,8 @@ def upload(
         image.begin_saving(attempt)
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
+    started = time.monotonic()
+    events.emit("image.prepare", image=image, facts={"stores": []})
     try:
         image.set_system_property(UPLOAD_HOST, settings.NODE_NAME)
         if not (image.disk_format and image.container_format):
@@ -95,13 +98,46 @@ def upload(
         activated = pending.commit_if(
             lambda: image.activate_with_data(pending.data, store.id, url, attempt=attempt)
         )
-    except BaseException:
+        if not activated:
+            raise _lost_write(image)
+    except BaseException as error:
         # Whatever went wrong (client gone, limits, format), the image must be uploadable again.
         image.revert_to_queued(attempt=attempt)
+        _emit_transfer_failed("image.upload", image, "file", started, error)
         raise
-    if not activated:
-        raise _lost_write(image)
+    events.emit(
+        "image.upload",
+        image=image,
+        facts=_transfer_facts("file", started, [store.id], pending.data.size, activated=True),
+    )
     return pending.data
+
+
+def _transfer_facts(
+    method: str, started: float, stores: list[str], size: int, **more: object
+) -> dict[str, object]:
+    seconds = time.monotonic() - started
+    return {
+        "upload": True,
+        "method": method,
+        "stores": stores,
+        "bytes": size,
+        "seconds": seconds,
+        **more,
+    }
+
+
+def _emit_transfer_failed(
+    action: str, image: Image, method: str, started: float, error: BaseException
+) -> None:
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    events.emit(
+        action,
+        outcome=events.FAILURE,
+        image=image,
+        detail=f"Failed to upload image data for image {image.id}: {message}",
+        facts={"upload": True, "method": method, "seconds": time.monotonic() - started},
+    )
 
 
 def _lost_write(image: Image) -> GlanceError:
@@ -164,9 +200,16 @@ def recover_stale_upload(image: Image) -> None:
             # A store that is down keeps the leftovers until cleanup_stores sweeps them; it
             # must not stop the image from becoming uploadable again.
             logger.warning("Could not clean store %s for image %s: %s", store.id, image.id, error)
-    if image.status == ImageStatus.UPLOADING:
+    stalled = image.status
+    if stalled == ImageStatus.UPLOADING:
         staging.discard_staged(image.id)
-    image.revert_to_queued(source=image.status)
+    image.revert_to_queued(source=stalled)
+    events.emit(
+        "image.recover",
+        image=image,
+        detail=f"The {stalled} image's writer stopped; partial data removed.",
+        changes={"status": [stalled, image.status]},
+    )
 
 
 def stage(image: Image, body: Readable, *, announced_size: int | None) -> WrittenData:
@@ -184,6 +227,7 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
         image.claim(ImageStatus.QUEUED, ImageStatus.UPLOADING, attempt)
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
+    started = time.monotonic()
     try:
         image.set_system_property(STAGE_HOST, stage_host_url())
         # A queued image owns no staged data: anything left there is an orphan of a failure.
@@ -196,11 +240,17 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
         )
         pending = staging.write_staged(image.id, attempt, body, plan)
         kept = pending.commit_if(lambda: staging.keep_staged(image, attempt, pending.data))
-    except BaseException:
+        if not kept:
+            raise _lost_write(image)
+    except BaseException as error:
         image.revert_to_queued(source=ImageStatus.UPLOADING, attempt=attempt)
+        _emit_transfer_failed("image.stage", image, "stage", started, error)
         raise
-    if not kept:
-        raise _lost_write(image)
+    events.emit(
+        "image.stage",
+        image=image,
+        facts=_transfer_facts("stage", started, ["staging"], pending.data.size),
+    )
     return pending.data
 
 
@@ -261,6 +311,25 @@ def delete_from_store(image: Image, store_id: str) -> None:
     image.locations.filter(store=store_id).delete()
     image.touch()
     image.save(update_fields=["updated_at"])
+    held = sorted(location.store for location in locations)
+    events.emit(
+        "image.store.delete",
+        image=image,
+        detail=f"Data removed from store {store_id}.",
+        changes={"stores": [held, [name for name in held if name != store_id]]},
+    )
+
+
+def _counted(chunks: Iterator[bytes], store_id: str) -> Iterator[bytes]:
+    """``chunks`` as sent, added to the store's bytes-out counter (also when the client leaves
+    early: what was sent counts)."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+    finally:
+        metrics.BYTES_OUT.labels(store=store_id).inc(sent)
 
 
 def open_data(image: Image, byte_range: ByteRange | None) -> Iterator[bytes] | None:
@@ -276,7 +345,7 @@ def open_data(image: Image, byte_range: ByteRange | None) -> Iterator[bytes] | N
         if store is None:
             continue
         try:
-            return store.read(image.id, byte_range)
+            return _counted(store.read(image.id, byte_range), store.id)
         except GlanceError as error:
             if error.status_code != 404:
                 unavailable = error

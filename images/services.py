@@ -20,6 +20,7 @@ from images.models import (
     Visibility,
 )
 from images.protections import PropertyAccess
+from imageservice import events
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import authorize, refuse
@@ -118,6 +119,7 @@ def create_image(
             image.save(force_insert=True)
             _add_properties(image, properties)
             _add_tags(image, tags)
+            events.emit("image.create", image=image)
     except IntegrityError:
         raise GlanceError(409, f"Image ID {image_id} already exists!") from None
     return image
@@ -235,6 +237,7 @@ def _save_image_changes(
     image: Image, fields: Mapping[str, object], properties: dict[str, str], tags: set[str]
 ) -> Image:
     """Persist an edit computed in memory: one save, ``updated_at`` moved only on change."""
+    before = _metadata(image)
     changed = False
     for name, value in fields.items():
         if getattr(image, name) != value:
@@ -249,7 +252,18 @@ def _save_image_changes(
     if changed:
         image.touch()
         image.save()
-    return Image.objects.with_relations().get(pk=image.pk)
+    saved = Image.objects.with_relations().get(pk=image.pk)
+    if changed:
+        events.emit(
+            "image.update", image=saved, changes=events.field_changes(before, _metadata(saved))
+        )
+    return saved
+
+
+def _metadata(image: Image) -> dict[str, object]:
+    """What an edit may change, flat as Glance's image body: attributes, properties, tags."""
+    attributes = {name: getattr(image, name) for name in CREATE_FIELDS if name != "id"}
+    return {**attributes, **image.property_dict(), "tags": image.tag_list()}
 
 
 @transaction.atomic
@@ -260,6 +274,8 @@ def delete_image(image: Image) -> None:
     writing = image.status in (ImageStatus.SAVING, ImageStatus.UPLOADING, ImageStatus.IMPORTING)
     image.mark_deleted()
     image.save()
+    # Before the rows go: the notification carries the properties and tags deleted with them.
+    events.emit("image.delete", image=image)
     delete_data(image, unfinished_writes=writing)
     image.properties.all().delete()
     image.tags.all().delete()
@@ -285,6 +301,7 @@ def _toggle_active(image: Image, source: str, target: str, verb: str) -> None:
     if not updated:
         raise GlanceError(409, f"Image {image.id} changed status while being {verb}d.")
     image.status, image.updated_at = target, now
+    events.emit(f"image.{verb}", image=image, changes={"status": [source, target]})
 
 
 def add_tag(image: Image, tag: str) -> None:
@@ -293,21 +310,32 @@ def add_tag(image: Image, tag: str) -> None:
             400, f"Provided object does not match schema 'image': '{tag}' is too long"
         )
     validation.check_no_4byte_characters({}, tags=[tag])
-    if tag in image.tag_list():
+    before = image.tag_list()
+    if tag in before:
         return
-    validation.check_added_tag_quota(image.id, len(image.tag_list()) + 1)
+    validation.check_added_tag_quota(image.id, len(before) + 1)
     with transaction.atomic():
         ImageTag.objects.get_or_create(image=image, value=tag)
         image.touch()
         image.save(update_fields=["updated_at"])
+        _emit_tags_changed("image.tag.add", image, before)
 
 
+@transaction.atomic
 def remove_tag(image: Image, tag: str) -> None:
+    before = image.tag_list()
     deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
     if not deleted:
         raise GlanceError(404)
     image.touch()
     image.save(update_fields=["updated_at"])
+    _emit_tags_changed("image.tag.remove", image, before)
+
+
+def _emit_tags_changed(action: str, image: Image, before: list[str]) -> None:
+    # The prefetched tags (if any) are out of date now.
+    image = Image.objects.with_relations().get(pk=image.pk)
+    events.emit(action, image=image, changes={"tags": [before, image.tag_list()]})
 
 
 def add_member(image: Image, member_id: str) -> ImageMember:
@@ -318,7 +346,9 @@ def add_member(image: Image, member_id: str) -> ImageMember:
     _check_member_quota(image, image.members.count() + 1)
     try:
         with transaction.atomic():
-            return ImageMember.objects.create(image=image, member_id=member_id)
+            member = ImageMember.objects.create(image=image, member_id=member_id)
+            events.emit("image.member.create", member=member)
+            return member
     except IntegrityError:
         raise _duplicated_member(image, member_id) from None
 
@@ -344,13 +374,18 @@ def _check_member_quota(image: Image, attempted: int) -> None:
 
 def set_member_status(member: ImageMember, status: str) -> ImageMember:
     _check_member_status(status)
+    before = member.status
     member.status = status
     member.updated_at = timezone.now()
-    member.save(update_fields=["status", "updated_at"])
+    with transaction.atomic():
+        member.save(update_fields=["status", "updated_at"])
+        events.emit("image.member.update", member=member, changes={"status": [before, status]})
     return member
 
 
+@transaction.atomic
 def remove_member(member: ImageMember) -> None:
+    events.emit("image.member.delete", member=member)
     member.delete()
 
 

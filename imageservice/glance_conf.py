@@ -35,6 +35,14 @@ FILE_OPTIONS: dict[str, tuple[str, str]] = {
     "TASK_TIME_TO_LIVE": ("task", "task_time_to_live"),
     "POLICY_FILE": ("oslo_policy", "policy_file"),
     "DEFAULT_BACKEND": ("glance_store", "default_backend"),
+    "TRANSPORT_URL": ("DEFAULT", "transport_url"),
+    "CONTROL_EXCHANGE": ("DEFAULT", "control_exchange"),
+    "DEFAULT_PUBLISHER_ID": ("DEFAULT", "default_publisher_id"),
+    "DISABLED_NOTIFICATIONS": ("DEFAULT", "disabled_notifications"),
+    "NOTIFICATION_DRIVER": ("oslo_messaging_notifications", "driver"),
+    "NOTIFICATION_TOPICS": ("oslo_messaging_notifications", "topics"),
+    "NOTIFICATION_TRANSPORT_URL": ("oslo_messaging_notifications", "transport_url"),
+    "NOTIFICATION_RETRY": ("oslo_messaging_notifications", "retry"),
 }
 # Glance's multi-store staging area: a filesystem store section of its own. Here its
 # `store_type` (file, the default, swift or s3) may put staging into an object store, with that

@@ -297,6 +297,7 @@ def _staging_store_overview(store) -> dict[str, object]:
         listing, problem = store.listing(), None
     except GlanceError as error:
         listing, problem = [], error.message or error.extra_detail
+    images = Image.objects.in_bulk([data.image_id for data in listing], field_name="pk")
     entries = [
         StagingEntry(
             data.image_id,
@@ -304,6 +305,8 @@ def _staging_store_overview(store) -> dict[str, object]:
             1,
             data.size,
             any(text.startswith(f"Would remove staged {data.image_id} ") for text in would),
+            data.modified,
+            images.get(data.image_id),
         )
         for data in listing
     ]
@@ -312,9 +315,9 @@ def _staging_store_overview(store) -> dict[str, object]:
         "problem": problem,
         "entries": entries,
         "files": len(entries),
-        "bytes": sum(entry.size for entry in entries),
+        "bytes": filesizeformat(sum(entry.size for entry in entries)),
         "orphans": [entry for entry in entries if entry.orphan],
-        "orphan_bytes": sum(entry.size for entry in entries if entry.orphan),
+        "orphan_bytes": filesizeformat(sum(entry.size for entry in entries if entry.orphan)),
         "plan": would,
         "summary": report.summary,
     }

@@ -121,12 +121,14 @@ INSTALLED_APPS = [
     "django_q",
     "imageservice.identity",
     "imageservice.apps.ImageServiceConfig",
+    "imageservice.audit",
     "images",
     "tasks",
     "importplugins",
 ]
 
 MIDDLEWARE = [
+    "imageservice.metrics.middleware.RequestMetricsMiddleware",
     "imageservice.middleware.VersionAliasMiddleware",
     "imageservice.middleware.RequestIdMiddleware",
     "imageservice.middleware.UndecodableURLMiddleware",
@@ -137,6 +139,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "imageservice.events.context.EventContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -368,6 +371,26 @@ SHUTDOWN_GRACE_SECONDS = env_int("SHUTDOWN_GRACE_SECONDS", 30)
 # A client must send its whole request line and headers within this many seconds; until then it
 # holds no gunicorn thread (slow clients, docs/deployment.md).
 REQUEST_HEADER_TIMEOUT = env_int("REQUEST_HEADER_TIMEOUT", 10)
+
+# --- Observability: events, audit trail, notifications, metrics (docs/operator.md) ---------
+# Audit events older than this many days are deleted by purge_audit (0: kept for ever).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 90)
+# Glance's notifications through oslo.messaging; off unless a messaging driver and a transport
+# URL are set (GLANCE_API_CONF's [oslo_messaging_notifications] and [DEFAULT], or these).
+NOTIFICATION_DRIVER = env_str("NOTIFICATION_DRIVER").lower()
+NOTIFICATION_TOPICS = env_list("NOTIFICATION_TOPICS", ["notifications"])
+NOTIFICATION_TRANSPORT_URL = env_str("NOTIFICATION_TRANSPORT_URL")
+TRANSPORT_URL = env_str("TRANSPORT_URL")
+CONTROL_EXCHANGE = env_str("CONTROL_EXCHANGE", "glance")
+DEFAULT_PUBLISHER_ID = env_str("DEFAULT_PUBLISHER_ID", "image.localhost")
+DISABLED_NOTIFICATIONS = env_list("DISABLED_NOTIFICATIONS", [])
+# Notifications waiting for the bus per process; more are dropped (and counted).
+NOTIFICATION_QUEUE_SIZE = env_int("NOTIFICATION_QUEUE_SIZE", 1000)
+# Connection attempts per notification before it is given up (oslo.messaging's retry).
+NOTIFICATION_RETRY = env_int("NOTIFICATION_RETRY", 1)
+# Who may scrape /metrics: these addresses or networks, or anyone sending this bearer token.
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,7 @@ from django.urls import include, path, re_path
 from imageservice import health, versions
 from imageservice.admin_site import operator_site
 from imageservice.identity.keystone_api import discovery as identity_discovery
+from imageservice.metrics.views import metrics_view
 from imageservice.openapi import views as openapi_views
 
 handler404 = "imageservice.errors.handler404"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("versions", versions.versions),
     path("versions/", versions.versions),
     path("healthcheck", health.healthcheck),
+    path("metrics", metrics_view, name="metrics"),
     path("", versions.multiple_choices),
     path("v2", versions.to_v2_root),
     path("openapi.json", openapi_views.document),
@@ -28,5 +30,9 @@ urlpatterns = [
     path("identity/", include("imageservice.identity.keystone_api.urls")),
     # Glance answers any unversioned or unknown-version path with the 300 document; the
     # identity API answers its own unknown paths with 404.
-    re_path(r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$", versions.multiple_choices),
+    re_path(
+        r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$",
+        versions.multiple_choices,
+        name="unversioned",
+    ),
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from imageservice import events
 from imageservice.config_syntax import read_ini, split_list
 from importplugins.conversion import OUTPUT_FORMATS
 from importplugins.inject_metadata import parse_inject_properties
@@ -169,6 +170,7 @@ def apply(values: ImportSettingsValues) -> ImportSettings:
     """
     validate(values)
     row = ImportSettings.objects.filter(pk=ImportSettings.SINGLETON_ID).first()
+    before = _stored(row) if row is not None else {}
     row = row or ImportSettings(pk=ImportSettings.SINGLETON_ID)
     row.inject_metadata_properties = values.inject_metadata_properties
     row.image_conversion_output_format = values.image_conversion_output_format
@@ -180,7 +182,17 @@ def apply(values: ImportSettingsValues) -> ImportSettings:
         ImportPluginStep(import_settings=row, position=position, name=name)
         for position, name in enumerate(values.import_plugins, start=1)
     )
+    changes = events.field_changes(before, _stored(row))
+    if changes:
+        events.emit("import_settings.update", changes=changes)
     return row
+
+
+def _stored(row: ImportSettings) -> dict[str, object]:
+    """The row as the audit trail shows a change of it: each setting, the chain as a list."""
+    fields = ("inject_metadata_properties", "image_conversion_output_format", *LIST_FIELDS)
+    chain = list(row.plugin_steps.order_by("position").values_list("name", flat=True))
+    return {**{name: getattr(row, name) for name in fields}, "import_plugins": chain}
 
 
 def load_glance_conf(path: str | Path) -> ImportSettingsValues:

@@ -25,6 +25,7 @@ from images.models import Image
 from imageservice.admin_confirm import ConfirmRow, confirm_action, confirmed
 from imageservice.admin_projects import project_names
 from imageservice.admin_site import OperatorPermissions, is_operator, operator_site
+from imageservice.audit.admin import audit_trail_link
 from imageservice.errors import GlanceError
 from imageservice.identity import keystone_names
 from tasks.models import TERMINAL, Node, Task, TaskStatus
@@ -106,7 +107,10 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
             },
         ),
         ("Outcome", {"fields": ("message", "result_display")}),
-        ("Request", {"fields": ("user_display", "request_id", "input_display")}),
+        (
+            "Request",
+            {"fields": ("user_display", "request_id", "input_display", "audit_trail")},
+        ),
         ("Nodes", {"fields": ("api_node", "worker_node")}),
         (
             "Times",
@@ -133,6 +137,7 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
         "heartbeat_at",
         "expires_at",
         "deleted",
+        "audit_trail",
     )
 
     # A task is a record of what happened: the console shows it, only the runner writes it.
@@ -144,6 +149,10 @@ class TaskAdmin(OperatorPermissions, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
         return False
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, task: Task) -> str:
+        return audit_trail_link("Events of this task", task_id=task.id)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return is_operator(request)

@@ -31,6 +31,7 @@ from images.models import IMPORT_LOCK, IMPORTING_TO_STORES, Image, ImageProperty
 from images.models import ImageStatus as Status
 from images.storage import staging
 from images.storage.stores import all_stores
+from imageservice import events
 from imageservice.errors import GlanceError
 from tasks import download_slots
 from tasks.models import TERMINAL, Task, TaskStatus
@@ -89,6 +90,8 @@ def purge_tasks(*, dry_run: bool = False) -> Report:
             deleted=True, deleted_at=now
         ):
             continue  # soft-deleted meanwhile by a listing or another sweep
+        if not dry_run:
+            events.emit("task.delete", task=task, detail="Expired task purged.")
         purged += 1
         expired = task.expires_at.isoformat(timespec="seconds")
         report.did(
@@ -193,8 +196,15 @@ def _reset_stuck_images(report: Report, handled: set[str]) -> int:
             continue
         has_staged = staging.staged_data(image) is not None
         target = Status.UPLOADING if has_staged else Status.QUEUED
-        if not report.dry_run and not _reset_image(image, has_staged):
-            continue
+        if not report.dry_run:
+            if not _reset_image(image, has_staged):
+                continue
+            events.emit(
+                "image.recover",
+                image=image,
+                detail="No live import task: the image can be imported again.",
+                changes={"status": [Status.IMPORTING, target]},
+            )
         count += 1
         label = f"image {image.id} from importing to {target} (no live import task)"
         report.did(f"Reset {label}", f"Would reset {label}")
@@ -226,6 +236,11 @@ def _remove_stale_locks(report: Report) -> int:
             if not lock.image.release_import_lock(lock.value):
                 continue  # taken over meanwhile
             lock.image.set_system_property(IMPORTING_TO_STORES, "")
+            events.emit(
+                "image.unlock",
+                image=lock.image,
+                detail=f"Stale import lock removed (task {lock.value} is {why}).",
+            )
         count += 1
         label = f"stale import lock on image {lock.image_id} (task {lock.value} is {why})"
         report.did(f"Removed {label}", f"Would remove {label}")
@@ -295,6 +310,8 @@ def _clean_directory(
         removed, freed = removed + 1, freed + size
         if image_id and entry.name == image_id:
             emptied.add(image_id)
+        if not report.dry_run:
+            _emit_staging_removed(entry.name, size, reason, image_id)
         report.did(
             f"Removed {entry.name} ({size} bytes): {reason}",
             f"Would remove {entry.name} ({size} bytes): {reason}",
@@ -327,12 +344,22 @@ def _clean_staging_store(
                 continue
         removed, freed = removed + 1, freed + data.size
         emptied.add(data.image_id)
+        if not report.dry_run:
+            _emit_staging_removed(f"staged {data.image_id}", data.size, reason, data.image_id)
         report.did(
             f"Removed staged {data.image_id} ({data.size} bytes): {reason}",
             f"Would remove staged {data.image_id} ({data.size} bytes): {reason}",
         )
     removed += _sweep_store(store, report)
     return removed, freed, emptied
+
+
+def _emit_staging_removed(name: str, size: int, reason: str, image_id: str | None) -> None:
+    events.emit(
+        "image.staging.cleanup",
+        image_id=image_id,
+        detail=f"Removed staging entry {name} ({size} bytes): {reason}",
+    )
 
 
 def is_direct_child(root: Path, path: Path) -> bool:
@@ -398,6 +425,11 @@ def _delete_orphan_staged_data(report: Report, emptied: set[str]) -> int:
             continue
         if not report.dry_run:
             StagedData.objects.filter(pk=image_id).delete()
+            events.emit(
+                "image.staging.discard",
+                image=staged.image,
+                detail="Staged-data record deleted: its staged file is gone.",
+            )
         count += 1
         report.did(
             f"Deleted the staged-data record of image {image_id}: its staged file is gone",

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from imageservice import events
+
 
 class TaskStatus(models.TextChoices):
     PENDING = "pending"
@@ -93,6 +95,7 @@ class Task(models.Model):
         if claimed:
             self.status, self.heartbeat_at, self.updated_at = TaskStatus.PROCESSING, now, now
             self.worker_node = node
+            events.emit("task.processing", task=self)
         return bool(claimed)
 
     def record_progress(self, bytes_done: int, bytes_total: int | None) -> bool:
@@ -111,7 +114,11 @@ class Task(models.Model):
         )
 
     def finish(self, status: str, message: str, result: dict | None = None) -> bool:
-        """Move to a terminal status once; the task then expires after TASK_TIME_TO_LIVE."""
+        """Move to a terminal status once; the task then expires after TASK_TIME_TO_LIVE.
+
+        Every end of a task passes here (runner, lock breaking, housekeeping), so this is
+        where its ``task.success``/``task.failure`` event is emitted.
+        """
         now = timezone.now()
         finished = (
             Task.objects.filter(pk=self.pk)
@@ -126,7 +133,27 @@ class Task(models.Model):
         )
         if finished:
             self.status, self.message, self.result = status, message, result
+            self.updated_at, self.expires_at = (
+                now,
+                now + timedelta(hours=settings.TASK_TIME_TO_LIVE),
+            )
+            failed = status == TaskStatus.FAILURE
+            events.emit(
+                f"task.{status}",
+                outcome=events.FAILURE if failed else events.SUCCESS,
+                task=self,
+                detail=message,
+                facts={
+                    "method": self.import_method(),
+                    "seconds": (now - self.created_at).total_seconds(),
+                },
+            )
         return bool(finished)
+
+    def import_method(self) -> str:
+        """The import method this task runs (``web-download`` for a legacy ``import`` task)."""
+        request = (self.input or {}).get("import_req") or {}
+        return (request.get("method") or {}).get("name") or ""
 
     def is_stale(self) -> bool:
         """Its worker stopped beating: killed, or lost with its queue message."""

@@ -32,7 +32,9 @@ from images.storage import staging, stores
 from images.storage.base import ChunkReader, ImageStore, Readable, WrittenData
 from images.storage.inspection import verdict
 from images.storage.writer import PendingWrite, WritePlan, write_file, write_image, write_plan
+from imageservice import events
 from imageservice.errors import GlanceError
+from imageservice.events.context import Actor, acting_as
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import chain_reads_data, run_chain
 from tasks import download_slots
@@ -61,7 +63,19 @@ TAKEN_OVER = (
 def run_import(task_id: str) -> None:
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
-        return
+        return  # gone
+    # The job acts for the caller who asked for the import, under that request's id.
+    actor = Actor(
+        user_id=task.user_id,
+        project_id=task.owner,
+        roles=tuple((task.input or {}).get("roles", [])),
+        command="run_import",
+    )
+    with acting_as(actor, task.request_id):
+        _claim_and_run(task)
+
+
+def _claim_and_run(task: Task) -> None:
     if not download_slots.is_web_download(task):
         if task.claim():  # else already run by an earlier delivery of the same job
             _run_claimed(task)
@@ -233,6 +247,7 @@ def _store_and_activate(
     image.disk_format = context.disk_format
     # A plugin's output is judged as what it says it is (image_conversion makes it bare).
     image.container_format = context.container_format
+    events.emit("image.prepare", image=image, task=task, facts={"method": method})
     if context.data_changed:
         written = _write_file_into(task, image, context.data_path, first)
     else:
@@ -359,6 +374,17 @@ def _activate(
             # in between leaves them to cleanup_staging (the image is active).
             staging.forget_staged(image.id)
         _release(task, image)
+        events.emit(
+            "image.upload",
+            image=image,
+            task=task,
+            facts={
+                "method": task.import_method(),
+                "stores": [store.id for store in written_to],
+                "bytes": written.size,
+                "activated": image.status == ImageStatus.ACTIVE and context is not None,
+            },
+        )
     if context is not None:
         staging.remove_staged_data(image.id)
     task.record_progress(written.size, written.size)
@@ -388,6 +414,7 @@ def _copy_image(task: Task, image: Image) -> None:
     if not sources:
         raise ImportFailed("The image has no data to copy.")
     targets = [known[name] for name in task.input["backend"]]
+    events.emit("image.prepare", image=image, task=task, facts={"method": "copy-image"})
     written = WrittenData(
         size=image.size,
         checksum=image.checksum,

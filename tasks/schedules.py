@@ -18,6 +18,7 @@ purge_tasks        60 minutes       tasks expire TASK_TIME_TO_LIVE hours (defaul
                                     they finish; an hour late is invisible to users.
 cleanup_stores     60 minutes       what killed writers left in a store only costs space; a
                                     write is dead after UPLOAD_STALE_SECONDS without a beat.
+purge_audit        1 day            the retention (AUDIT_RETENTION_DAYS) is counted in days.
 =================  ===============  =========================================================
 
 ``ensure_schedules()`` is idempotent: it creates missing rows and brings existing ones back to
@@ -41,6 +42,7 @@ HOUSEKEEPING = {
     "cleanup_staging": 60,
     "purge_tasks": 60,
     "cleanup_stores": 60,
+    "purge_audit": 1440,
 }
 
 

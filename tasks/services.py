@@ -19,6 +19,7 @@ from django_q.tasks import async_task
 from images import services as image_services
 from images.models import FAILED_IMPORT, IMPORTING_TO_STORES, Image, ImageStatus, StagedData
 from images.storage import stores
+from imageservice import events
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import require_image_policy
@@ -221,6 +222,7 @@ def accept_import(
             "in progress",
         )
     _mark_importing_to(image, targets)
+    _emit_accepted(task)
     enqueue_import(task)
     return task
 
@@ -235,6 +237,12 @@ def _counted(method: str, project_id: str) -> Iterator[None]:
     with download_slots.serialised():
         download_slots.check_project_limit(project_id)
         yield
+
+
+def _emit_accepted(task: Task) -> None:
+    # Before the job is enqueued: with IMPORT_JOBS_SYNC it runs, and emits, right there.
+    events.emit("task.create", task=task, facts={"method": task.import_method()})
+    events.emit("task.run", task=task, facts={"method": task.import_method()})
 
 
 def _mark_importing_to(image: Image, targets: list[str]) -> None:
@@ -288,6 +296,7 @@ def create_legacy_import_task(
         )
     image.take_import_lock(task.id)
     _mark_importing_to(image, [stores.default_store().id])
+    _emit_accepted(task)
     enqueue_import(task)
     return task
 

@@ -164,3 +164,37 @@ def test_require_image_format_match_comes_from_the_image_format_section(tmp_path
     default = printed_settings(["REQUIRE_IMAGE_FORMAT_MATCH"], {"DATA_DIR": env["DATA_DIR"]})
 
     assert (from_file, overridden, default) == (["False"], ["True"], ["True"])
+
+
+def test_notification_options_come_from_the_file(tmp_path):
+    path = tmp_path / "glance-api.conf"
+    path.write_text(
+        "[DEFAULT]\n"
+        "transport_url = rabbit://guest:guest@127.0.0.1:5672/\n"
+        "default_publisher_id = image.node-1\n"
+        "disabled_notifications = image.update,task\n"
+        "[oslo_messaging_notifications]\n"
+        "driver = messagingv2\n"
+        "topics = notifications,audit\n"
+    )
+    env = {"GLANCE_API_CONF": str(path), "DATA_DIR": str(tmp_path / "data")}
+    names = [
+        "NOTIFICATION_DRIVER",
+        "NOTIFICATION_TOPICS",
+        "TRANSPORT_URL",
+        "DEFAULT_PUBLISHER_ID",
+        "DISABLED_NOTIFICATIONS",
+        "CONTROL_EXCHANGE",
+    ]
+
+    assert printed_settings(names, env) == [
+        "'messagingv2'",
+        "['notifications', 'audit']",
+        "'rabbit://guest:guest@127.0.0.1:5672/'",
+        "'image.node-1'",
+        "['image.update', 'task']",
+        "'glance'",
+    ]
+    assert printed_settings(["NOTIFICATION_DRIVER"], {**env, "NOTIFICATION_DRIVER": "noop"}) == [
+        "'noop'"
+    ]

@@ -408,6 +408,7 @@ def test_ensure_schedules_twice_creates_each_schedule_once(db):
         "cleanup_staging": (call, "('cleanup_staging',)", Schedule.MINUTES, 60, -1),
         "purge_tasks": (call, "('purge_tasks',)", Schedule.MINUTES, 60, -1),
         "cleanup_stores": (call, "('cleanup_stores',)", Schedule.MINUTES, 60, -1),
+        "purge_audit": (call, "('purge_audit',)", Schedule.MINUTES, 1440, -1),
     }
 
 

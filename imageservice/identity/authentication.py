@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
+from imageservice.events.context import bind_credentials
 from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY, Credentials
 from imageservice.identity.models import ApiToken
 from imageservice.identity.tokens import (
@@ -63,6 +64,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
         service = self._service_token(request)
         if service is not None:
             request.credentials = validated.credentials.with_service(service.credentials)
+        bind_credentials(request.credentials)
         return validated.user, raw_token
 
     def _service_token(self, request) -> ValidatedToken | None:
@@ -100,6 +102,7 @@ class KeystoneAuthentication(authentication.BaseAuthentication):
         if not meta.get(VALIDATED_ENVIRON_KEY) or meta.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
             raise exceptions.AuthenticationFailed()
         request.credentials = Credentials.from_keystone_headers(meta)
+        bind_credentials(request.credentials)
         caller = KeystoneCaller(request.credentials.user_id, meta.get("HTTP_X_USER_NAME", ""))
         return caller, None
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from images.models import PropertyProtection
 from images.protection_files import ProtectionFileError, parse_protection_file
 from images.protections import forget_property_rules
+from imageservice.events.context import AuditedCommand
 from imageservice.policy.engine import PolicyError, get_policy
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Replace the property protection rules with the sections of a Glance "
         "property_protection_file (roles or policies format). Nothing is changed when the "

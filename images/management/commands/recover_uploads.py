@@ -1,11 +1,11 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
 from images.data import recover_stale_upload
 from images.models import Image, ImageStatus
+from imageservice.events.context import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Put images stuck in 'saving', or half-staged in 'uploading', whose upload stopped for "
         "UPLOAD_STALE_SECONDS (e.g. the worker was killed) back to 'queued' and remove their "

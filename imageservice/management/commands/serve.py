@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from images.storage import staging
+from imageservice.metrics.multiprocess import server_environment
 from tasks import nodes
 from tasks.checks import check_shared_staging
 from tasks.schedules import ensure_schedules
@@ -57,11 +58,14 @@ class Command(BaseCommand):
         if role != "api":
             staging.clear_local_work()
         ensure_schedules()
+        # One metrics directory shared by the gunicorn workers and the job worker.
+        env = server_environment(host, port)
         children = []
         if role != "worker":
-            children.append(subprocess.Popen(gunicorn_command(host, port, workers, threads, grace)))
+            api = gunicorn_command(host, port, workers, threads, grace)
+            children.append(subprocess.Popen(api, env=env))
         if role != "api":
-            children.append(subprocess.Popen([sys.executable, "manage.py", "jobworker"]))
+            children.append(subprocess.Popen([sys.executable, "manage.py", "jobworker"], env=env))
         what = {"all": "the API and a job worker", "api": "the API", "worker": "a job worker"}
         where = f" on http://{host}:{port}/" if role != "worker" else ""
         self.stdout.write(f"Node {settings.NODE_NAME} runs {what[role]}{where}")

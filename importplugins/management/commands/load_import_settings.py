@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from imageservice.config_syntax import ConfigSyntaxError
+from imageservice.events.context import AuditedCommand
 from importplugins import import_settings
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Store the import settings (plugin chain, inject properties, ignored roles, conversion "
         "format, web-download filters) in the database, from the environment values "

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from imageservice.events.context import AuditedCommand
 from tasks.housekeeping import DEFAULT_STAGING_MAX_AGE_HOURS, cleanup_staging
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Remove staging files (staged data, .partial files, .work-<task> directories) that no "
         "upload or import will use again: those of gone, deleted or no longer uploading/importing "

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from imageservice.events.context import AuditedCommand
 from tasks.housekeeping import cleanup_stores
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Remove from every store the partial data of writes that can no longer commit: uploads "
         "and stagings that stopped beating, imports whose task ended or died. Committed image "

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from imageservice.events.context import AuditedCommand
 from tasks.housekeeping import purge_tasks
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Soft-delete every task whose expires_at has passed (TASK_TIME_TO_LIVE hours after it "
         "finished), whichever project owns it; Glance does this only when the owner lists tasks."

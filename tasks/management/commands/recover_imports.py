@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from imageservice.events.context import AuditedCommand
 from tasks.housekeeping import recover_imports
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Fail import tasks whose worker stopped beating for IMPORT_STALE_SECONDS (twice that "
         "while pending) and put their images back where the import can be retried; reset images "
