@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from django.template.defaultfilters import filesizeformat
 from django.core.management import call_command
+from django.template.defaultfilters import filesizeformat
 from django.test import Client
 
 from images.models import Image, StagedData
