@@ -223,7 +223,8 @@ def test_console_action_recorded_for_the_operator(admin, make_image):
 
     response = console.post(
         "/admin/images/image/",
-        {"action": "deactivate", "_selected_action": [image.pk]},
+        # The confirmation page's "Yes" (post=yes) carries the action out.
+        {"action": "deactivate", "_selected_action": [image.pk], "post": "yes"},
         follow=True,
     )
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from django.utils import timezone
 
 from images.models import FAILED_IMPORT, IMPORTING_TO_STORES
+from images.serializers import HIDDEN_PROPERTIES
 from imageservice.config_syntax import split_list
 
 
@@ -24,7 +25,12 @@ def isotime(at: datetime | None) -> str | None:
 
 
 def image_payload(image) -> dict[str, object]:
-    properties = image.property_dict()
+    # What the API shows: a node's own bookkeeping (os_glance_upload_host …) stays inside.
+    properties = {
+        name: value
+        for name, value in image.property_dict().items()
+        if name not in HIDDEN_PROPERTIES
+    }
     return {
         "id": image.id,
         "name": image.name,

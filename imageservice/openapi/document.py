@@ -108,6 +108,17 @@ def plain_paths() -> dict[str, dict[str, Any]]:
                 },
             )
         },
+        "/metrics": {
+            "get": _plain(
+                "metrics",
+                "Prometheus metrics of this node (METRICS_ALLOWED_ADDRESSES or METRICS_TOKEN)",
+                "versions",
+                {
+                    "200": _text("Prometheus text exposition format"),
+                    "403": _text("Not an allowed address, and no valid bearer token"),
+                },
+            )
+        },
         "/{path}": {
             "get": _plain(
                 "unversioned",
@@ -115,7 +126,15 @@ def plain_paths() -> dict[str, dict[str, Any]]:
                 "versions",
                 {"300": versions},
                 parameters=[
-                    any_path("versions", "v2", "openapi.json", "api", "identity", "healthcheck")
+                    any_path(
+                        "versions",
+                        "v2",
+                        "openapi.json",
+                        "api",
+                        "identity",
+                        "healthcheck",
+                        "metrics",
+                    )
                 ],
                 description="300 with the versions document, as Glance.",
             )
