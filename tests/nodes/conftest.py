@@ -149,6 +149,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         PYTHONPATH=os.pathsep.join(filter(None, [str(settings_dir), env.get("PYTHONPATH")])),
         LOG_LEVEL="INFO",
         IMPORT_ALLOWED_HOSTS="127.0.0.1",
+        # Three job processes: two web-download slots (the crash test runs two downloads at
+        # once) and one left for the other imports.
+        Q_WORKERS="3",
     )
     for variable, value in [*DEMO_TOKENS.values(), *DEMO_PASSWORDS.values()]:
         env[variable] = value
