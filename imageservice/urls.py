@@ -28,10 +28,10 @@ urlpatterns = [
     path("v2/", include("tasks.urls")),
     path("identity", identity_discovery.versions),
     path("identity/", include("imageservice.identity.keystone_api.urls")),
-    # Glance answers any unversioned or unknown-version path with the 300 document; the
-    # identity API answers its own unknown paths with 404.
+    # Glance answers any unversioned or unknown-version path (a newline in it included) with
+    # the 300 document; the identity API answers its own unknown paths with 404.
     re_path(
-        r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$",
+        r"^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/)[\s\S]+$",
         versions.multiple_choices,
         name="unversioned",
     ),

@@ -650,6 +650,10 @@ def main() -> int:
         "IMPORT_ALLOWED_PORTS": f"80,443,{source_port}",
         "WEB_CONCURRENCY": "2",
         "Q_WORKERS": "2",
+        # 50 imports of one project at once: no per-project web-download limit (its own tests
+        # cover it), and two of the four job processes may download at the same time.
+        "WEB_DOWNLOAD_PROJECT_LIMIT": "0",
+        "WEB_DOWNLOAD_WORKERS": "2",
         "SHUTDOWN_GRACE_SECONDS": "10",
         "DEMO_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "DEMO_USER_TOKEN": USER_TOKEN,

@@ -182,3 +182,7 @@ def test_any_method_on_an_unversioned_path_gets_the_300_document(client):
 
     assert response.status_code == 300
     assert response.json()["versions"][0]["id"] == "v2.12"
+
+
+def test_unknown_path_with_a_newline_is_the_300_document(client):
+    assert client.get("/a%0Ab").status_code == 300

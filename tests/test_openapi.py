@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 # The regular-expression routes, as the document names them.
 REGEX_ROUTES = {
     # imageservice/urls.py: any unversioned path answers the versions document.
-    "^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/).+$": "/{path}",
+    "^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/)[\\s\\S]+$": "/{path}",
     # imageservice/identity/keystone_api/urls.py: any other identity path answers 404.
     "identity/^.*$": "/identity/{path}",
 }

@@ -133,7 +133,14 @@ def plain_paths() -> dict[str, dict[str, Any]]:
                 "unversioned",
                 "Any unversioned or unknown-version path",
                 "versions",
-                {"300": versions, **ROUTED_NAME_ANSWERS},
+                {
+                    # "identity" itself, routed beside the catch-all, is the identity API's 300.
+                    "300": _json(
+                        "The versions document",
+                        {"oneOf": [ref("Versions"), ref("IdentityVersions")]},
+                    ),
+                    **ROUTED_NAME_ANSWERS,
+                },
                 parameters=[
                     any_path(
                         "versions",
