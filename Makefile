@@ -62,8 +62,12 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# The suite in TEST_WORKERS processes (pytest-xdist; the tests on the shared Ceph pool in one of
+# them), then the few that stop a shared service, alone. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
 test: system-deps ceph-packages ceph-bindings $(VENV)/.installed-test
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(VENV)/bin/pytest -m serial
 
 # Everything but the live-server and browser tests (the conversion tests still need qemu-img).
 test-fast: ceph-packages ceph-bindings $(VENV)/.installed-test

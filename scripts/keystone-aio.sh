@@ -160,39 +160,28 @@ start_keystone() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
         die "port $PORT is taken on 127.0.0.1: choose another with KEYSTONE_AIO_PORT"
     fi
-    # Every stream redirected and every other descriptor closed, so a caller that reads our
-    # output to its end (a CI step, pytest) does not wait for Keystone to exit. setsid: its own
-    # process group, which stop ends as a whole. --no-control-socket: gunicorn 27 otherwise
-    # opens one fixed path per user, shared by every gunicorn on the machine. One worker: the
-    # in-process cache is only correct in one process; threads serve concurrent clients.
-    (
-        for fd in /proc/self/fd/*; do
-            fd=${fd##*/}
-            if ((fd > 2)); then eval "exec $fd>&-"; fi
-        done
-        export OS_KEYSTONE_CONFIG_FILES=$ETC_DIR/keystone.conf
-        exec setsid "$VENV/bin/gunicorn" --chdir "$ETC_DIR" --bind "127.0.0.1:$PORT" \
-            --workers 1 --worker-class gthread --threads 4 --timeout 120 \
-            --no-control-socket --pid "$PID_FILE.gunicorn" keystone_aio_wsgi:application
-    ) </dev/null >>"$LOG_FILE" 2>&1 &
-    echo $! >"$PID_FILE"
-    step "started Keystone (pid $!, log log/keystone.log)"
+    # Its own process group (launch_detached), which stop ends as a whole.
+    # --no-control-socket: gunicorn 27 otherwise opens one fixed path per user, shared by every
+    # gunicorn on the machine. One worker: the in-process cache is only correct in one process;
+    # threads serve concurrent clients.
+    launch_detached "$PID_FILE" "$LOG_FILE" env OS_KEYSTONE_CONFIG_FILES="$ETC_DIR/keystone.conf" \
+        "$VENV/bin/gunicorn" --chdir "$ETC_DIR" --bind "127.0.0.1:$PORT" \
+        --workers 1 --worker-class gthread --threads 4 --timeout 120 \
+        --no-control-socket --pid "$PID_FILE.gunicorn" keystone_aio_wsgi:application
+    # The pid is the launching subshell's until it has exec'd gunicorn: until then keystone_pid
+    # does not know it as ours.
+    local i
+    for ((i = 0; i < 100; i++)); do
+        is_running && break
+        sleep 0.1
+    done
+    step "started Keystone (pid $(<"$PID_FILE"), log log/keystone.log)"
 }
 
 stop_keystone() {
-    local pid i
+    local pid
     pid=$(keystone_pid) || { rm -f "$PID_FILE"; step "not running"; return 0; }
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        group_alive "$pid" || break
-        sleep 0.1
-    done
-    if group_alive "$pid"; then
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        step "killed Keystone (pid $pid) after 10 s"
-    else
-        step "stopped Keystone (pid $pid)"
-    fi
+    stop_group Keystone "$pid" 10
     rm -f "$PID_FILE"
 }
 

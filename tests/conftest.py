@@ -69,13 +69,27 @@ class Persona:
         )
 
 
+# The tests that use the Ceph pool of scripts/ceph-aio.sh. Each removes the images that
+# appeared in the pool while it ran (tests/storage/rbd_support.py), which would take another
+# process's: under pytest-xdist (--dist loadgroup) they all run in one worker.
+CEPH_TEST_FILES = {"storage/test_rbd.py", "storage/test_rbd_api.py", "live/test_rbd_store.py"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not item.path.is_relative_to(TESTS_DIR):
             continue  # collected from elsewhere in the same run
-        directory = item.path.relative_to(TESTS_DIR).parts[0]
-        for marker in DIRECTORY_MARKERS.get(directory, []):
+        relative = item.path.relative_to(TESTS_DIR)
+        for marker in DIRECTORY_MARKERS.get(relative.parts[0], []):
             item.add_marker(marker)
+        if relative.as_posix() in CEPH_TEST_FILES or uses_rbd_store_under_test(item):
+            item.add_marker(pytest.mark.xdist_group("ceph"))
+
+
+def uses_rbd_store_under_test(item: pytest.Item) -> bool:
+    """A driver contract test (tests/storage) run against the rbd store."""
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("under_test") == "rbd"
 
 
 @pytest.fixture(autouse=True)

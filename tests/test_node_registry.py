@@ -20,7 +20,9 @@ from tests.test_import import GLANCE_DIRECT, stage, start_import
 OCTET = "application/octet-stream"
 
 
-def test_beat_registers_this_node_then_beats_its_row(db, settings):
+# transactional_db: beat() first drops an unusable connection (close_old_connections), which
+# closes one held in a test's transaction on PostgreSQL.
+def test_beat_registers_this_node_then_beats_its_row(transactional_db, settings):
     settings.NODE_NAME = "api-1.example:9292"
 
     nodes.beat("api")
@@ -36,7 +38,7 @@ def test_beat_registers_this_node_then_beats_its_row(db, settings):
     assert node.is_live()
 
 
-def test_unregister_marks_the_node_stopped_so_it_is_not_live(db, settings):
+def test_unregister_marks_the_node_stopped_so_it_is_not_live(transactional_db, settings):
     settings.NODE_NAME = "worker-1"
     nodes.beat("worker")
 

@@ -2,9 +2,10 @@
 
 The server gets its own database, never pytest-django's: a fresh SQLite file under a temporary
 DATA_DIR, or, when ``DATABASE_URL`` points at PostgreSQL, a database called ``<db>_live`` on that
-server (``<db>`` the one ``DATABASE_URL`` names), created at session start and dropped at the
-end. The demo accounts come from ``manage.py seed_demo`` with fixed tokens and passwords, and
-its clouds.yaml (``LiveService.clouds_file``) logs them in through the embedded Keystone:
+server (``<db>`` the one ``DATABASE_URL`` names; ``<db>_live_gw0`` under pytest-xdist), created
+at session start and dropped at the end. The demo accounts come from ``manage.py seed_demo``
+with fixed tokens and passwords, and its clouds.yaml (``LiveService.clouds_file``) logs them in
+through the embedded Keystone:
 
 operator  project "admin", roles admin, member, reader
 user      project "demo", roles member, reader: owns the images the tests create
@@ -43,9 +44,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def live_database_name(database_url: str) -> str:
     """``<db>_live`` beside the database of ``DATABASE_URL``, as Django's ``test_<db>``: runs
-    against different databases of one server never drop each other's live database."""
+    against different databases of one server never drop each other's live database. Under
+    pytest-xdist each worker has its own (``<db>_live_gw0``), as pytest-django's test database."""
     name = urlsplit(database_url).path.lstrip("/") or "imageservice"
-    return f"{name}_live"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{name}_live_{worker}" if worker else f"{name}_live"
 
 
 DEMO_TOKENS = {

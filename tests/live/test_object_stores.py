@@ -255,6 +255,7 @@ def test_copy_image_between_all_store_types_then_remove_copies_and_delete(
     assert s3_keys(s3, backends, image["id"]) == []
 
 
+@pytest.mark.serial
 def test_swift_going_away_mid_upload_is_a_503_and_nothing_stays(
     service, client, swift, backends, tmp_path, unique
 ):

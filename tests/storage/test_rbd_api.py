@@ -218,6 +218,7 @@ def test_an_upload_over_the_size_cap_leaves_nothing_in_the_pool(owner, ceph, ima
     assert ceph.names(image.id) == []
 
 
+@pytest.mark.serial
 def test_a_stopped_osd_fails_the_upload_within_the_timeout_and_the_image_returns_to_queued(
     owner, ceph, image
 ):

@@ -434,6 +434,7 @@ class ProxyStoppingSource:
         return os.urandom(size)
 
 
+@pytest.mark.serial
 def test_store_going_away_mid_upload_fails_503_and_sweep_cleans_up(bucket, store):
     image = image_id()
     source = ProxyStoppingSource(200 * MiB, after=30 * MiB)

@@ -256,6 +256,7 @@ def proxy(swift_service):
     run("start-proxy")
 
 
+@pytest.mark.serial
 def test_store_going_away_mid_upload_is_a_503_and_sweep_removes_what_was_left(
     store, container, proxy
 ):
@@ -287,6 +288,7 @@ def test_store_going_away_mid_upload_is_a_503_and_sweep_removes_what_was_left(
     assert read_all(store, image) == data
 
 
+@pytest.mark.serial
 def test_read_while_the_store_is_down_is_a_503(store, proxy):
     image, data = image_id(), os.urandom(MiB)
     write(store, image, data).commit()
