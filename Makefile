@@ -64,10 +64,11 @@ system-deps:
 
 # The suite in TEST_WORKERS processes (pytest-xdist; the tests on the shared Ceph pool in one of
 # them), then the few that stop a shared service, alone. TEST_WORKERS=0: one process.
+# TEST_ARGS adds pytest options (.ci/run: --database-tests-only for the PostgreSQL run).
 TEST_WORKERS ?= 4
 test: system-deps ceph-packages ceph-bindings $(VENV)/.installed-test
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
-	$(VENV)/bin/pytest -m serial
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(TEST_ARGS)
+	$(VENV)/bin/pytest -m serial $(TEST_ARGS)
 
 # Everything but the live-server and browser tests (the conversion tests still need qemu-img).
 test-fast: ceph-packages ceph-bindings $(VENV)/.installed-test

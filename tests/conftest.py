@@ -75,7 +75,31 @@ class Persona:
 CEPH_TEST_FILES = {"storage/test_rbd.py", "storage/test_rbd_api.py", "live/test_rbd_store.py"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# What a test needs to touch the database of DATABASE_URL (or the job broker of REDIS_URL):
+# pytest-django's database fixtures, or a server or command of the directories that start them.
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+SERVER_DIRECTORIES = {"live", "nodes", "keystone", "browser"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="deselect the tests that touch neither the database nor the job broker (store "
+        "drivers against their services, parsers): run again on another database, they would "
+        "run the same code the same way",
+    )
+
+
+# tryfirst: pytest-xdist reads the xdist_group markers in its own hook of this name.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not item.path.is_relative_to(TESTS_DIR):
             continue  # collected from elsewhere in the same run
@@ -84,6 +108,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
         if relative.as_posix() in CEPH_TEST_FILES or uses_rbd_store_under_test(item):
             item.add_marker(pytest.mark.xdist_group("ceph"))
+    if config.getoption("database_tests_only"):
+        deselected = [item for item in items if not uses_database(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if uses_database(item)]
+
+
+def uses_database(item: pytest.Item) -> bool:
+    if item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames):
+        return True
+    return item.path.relative_to(TESTS_DIR).parts[0] in SERVER_DIRECTORIES
 
 
 def uses_rbd_store_under_test(item: pytest.Item) -> bool:

@@ -173,14 +173,16 @@ def test_keystoneauth_session_drives_glanceclient(live_service, unique):
 
 
 def test_login_token_stops_working_when_it_expires(extra_live_service, live_service):
-    short_lived = extra_live_service(TOKEN_EXPIRATION="2")
+    # Long enough that the first request comes before expiry on a loaded machine.
+    short_lived = extra_live_service(TOKEN_EXPIRATION="8")
     user = live_service.user
 
+    logged_in_at = time.monotonic()
     response = log_in(short_lived.url, user.username, user.password)
     token = response.headers["X-Subject-Token"]
     headers = {"X-Auth-Token": token}
     fresh = requests.get(f"{short_lived.url}/v2/images", headers=headers, timeout=30)
-    time.sleep(2.5)
+    time.sleep(max(0.0, logged_in_at + 8.5 - time.monotonic()))
     expired = requests.get(f"{short_lived.url}/v2/images", headers=headers, timeout=30)
 
     assert response.status_code == 201
