@@ -69,9 +69,11 @@ class Persona:
         )
 
 
-# The tests that use the Ceph pool of scripts/ceph-aio.sh. Each removes the images that
-# appeared in the pool while it ran (tests/storage/rbd_support.py), which would take another
-# process's: under pytest-xdist (--dist loadgroup) they all run in one worker.
+# Tests that share state which only one process at a time may use; under pytest-xdist (--dist
+# loadgroup) each group runs in one worker. The Ceph pool of scripts/ceph-aio.sh: each test
+# removes the images that appeared in the pool while it ran (tests/storage/rbd_support.py),
+# which would take another process's. The real Keystone's catalog: tests/keystone points its
+# image endpoints at the server of the test.
 CEPH_TEST_FILES = {"storage/test_rbd.py", "storage/test_rbd_api.py", "live/test_rbd_store.py"}
 
 
@@ -108,6 +110,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
         if relative.as_posix() in CEPH_TEST_FILES or uses_rbd_store_under_test(item):
             item.add_marker(pytest.mark.xdist_group("ceph"))
+        elif relative.parts[0] == "keystone":
+            item.add_marker(pytest.mark.xdist_group("keystone"))
     if config.getoption("database_tests_only"):
         deselected = [item for item in items if not uses_database(item)]
         if deselected:

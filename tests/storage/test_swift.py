@@ -229,6 +229,7 @@ def forget_every_token(facts: dict[str, str]) -> None:
         assert memcached.recv(64) == b"OK\r\n"
 
 
+@pytest.mark.serial  # every token of the shared Swift, other tests' too
 def test_an_upload_outlives_its_token(store, container):
     image, attempt, data = image_id(), new_attempt(), os.urandom(LARGE)
     sink = write(store, image, data[: 6 * MiB], attempt=attempt)
