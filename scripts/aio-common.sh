@@ -75,6 +75,26 @@ stop_group() {
     fi
 }
 
+# --- the processes of a service -------------------------------------------------------------
+# For a script that runs several: it lists them in start order in PROCESSES and defines
+# is_running NAME and stop_process NAME.
+
+stop_all() {
+    local i
+    for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do stop_process "${PROCESSES[i]}"; done
+}
+
+all_running() {
+    local name
+    for name in "${PROCESSES[@]}"; do is_running "$name" || return 1; done
+}
+
+any_running() {
+    local name
+    for name in "${PROCESSES[@]}"; do is_running "$name" && return 0; done
+    return 1
+}
+
 # --- Debian packages ----------------------------------------------------------------------------
 
 missing_packages() {

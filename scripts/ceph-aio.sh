@@ -21,7 +21,7 @@ LOG_DIR=$STATE_DIR/log
 SETTINGS_FILE=$STATE_DIR/settings.env
 PACKAGES=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd)
 # Start order; stop goes the other way round.
-DAEMONS=(mon mgr osd)
+PROCESSES=(mon mgr osd)
 POOL=images
 # A second pool for a second rbd store in the same cluster (copy-image between them).
 POOLS=(images images2)
@@ -235,7 +235,7 @@ start_daemon() {
     step "started $name (pid $(<"$(pid_file "$name")"), log log/$name.*)"
 }
 
-stop_daemon() {
+stop_process() {
     local name=$1 pid
     pid=$(daemon_pid "$name") || { rm -f "$(pid_file "$name")"; return 0; }
     stop_group "$name" "$pid" 15
@@ -265,7 +265,7 @@ probe() {
     head -c 4096 /dev/urandom >"$probe_file"
     while true; do
         local name
-        for name in "${DAEMONS[@]}"; do
+        for name in "${PROCESSES[@]}"; do
             is_running "$name" || { echo "$name exited" >&2; return 1; }
         done
         if timeout 15 rados -c "$CONF" --id "$CLIENT" -p "$POOL" put ceph-aio-probe "$probe_file" \
@@ -301,22 +301,6 @@ wait_ready() {
         stop_all
         die "Ceph did not become usable; the logs are above and in $LOG_DIR"
     fi
-}
-
-stop_all() {
-    local i
-    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_daemon "${DAEMONS[i]}"; done
-}
-
-all_running() {
-    local name
-    for name in "${DAEMONS[@]}"; do is_running "$name" || return 1; done
-}
-
-any_running() {
-    local name
-    for name in "${DAEMONS[@]}"; do is_running "$name" && return 0; done
-    return 1
 }
 
 # --- commands ---------------------------------------------------------------------------------
@@ -368,7 +352,7 @@ cmd_stop() {
 cmd_stop_osd() {
     take_lock 300
     load_settings
-    stop_daemon osd
+    stop_process osd
 }
 
 cmd_start_osd() {
@@ -397,7 +381,7 @@ EOF
             ;;
         '')
             local name pid state=0
-            for name in "${DAEMONS[@]}"; do
+            for name in "${PROCESSES[@]}"; do
                 if pid=$(daemon_pid "$name"); then
                     printf '%-4s running (pid %s)\n' "$name" "$pid"
                 else

@@ -31,7 +31,7 @@ SWIFT_CONF=/etc/swift/swift.conf
 SYSTEM_PYTHON=/usr/bin/python3
 PACKAGES=(swift swift-proxy swift-object swift-container swift-account memcached)
 # Start order; stop goes the other way round.
-SERVERS=(memcached account container object proxy)
+PROCESSES=(memcached account container object proxy)
 
 SWIFT_USER=test:tester
 SWIFT_KEY=testing
@@ -444,7 +444,7 @@ start_server() {
     step "started $name (pid $(<"$(pid_file "$name")"), log log/$name.log)"
 }
 
-stop_server() {
+stop_process() {
     local name=$1 pid
     pid=$(server_pid "$name") || { rm -f "$(pid_file "$name")"; return 0; }
     # The whole group: a Swift parent and its workers (start_server made each a group leader).
@@ -563,7 +563,7 @@ PY
 
 show_logs() {
     local name
-    for name in "${SERVERS[@]}"; do
+    for name in "${PROCESSES[@]}"; do
         [[ -f $LOG_DIR/$name.log ]] || continue
         printf '\n==> %s <==\n' "$LOG_DIR/$name.log" >&2
         tail -n 25 "$LOG_DIR/$name.log" >&2
@@ -574,28 +574,12 @@ show_logs() {
 # begins clean instead of finding half a Swift.
 wait_ready() {
     local pids
-    mapfile -t pids < <(running_pids "${SERVERS[@]}")
+    mapfile -t pids < <(running_pids "${PROCESSES[@]}")
     if ! probe "$TIMEOUT" "${pids[@]}"; then
         show_logs
         stop_all
         die "Swift did not become usable; the logs are above and in $LOG_DIR"
     fi
-}
-
-stop_all() {
-    local i
-    for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do stop_server "${SERVERS[i]}"; done
-}
-
-all_running() {
-    local name
-    for name in "${SERVERS[@]}"; do is_running "$name" || return 1; done
-}
-
-any_running() {
-    local name
-    for name in "${SERVERS[@]}"; do is_running "$name" && return 0; done
-    return 1
 }
 
 # --- commands ---------------------------------------------------------------------------------
@@ -618,9 +602,9 @@ cmd_start() {
     ensure_rings
     ensure_device
     settings_text >"$SETTINGS_FILE"
-    check_ports "${SERVERS[@]}"
+    check_ports "${PROCESSES[@]}"
     local name
-    for name in "${SERVERS[@]}"; do start_server "$name"; done
+    for name in "${PROCESSES[@]}"; do start_server "$name"; done
     wait_ready
     register_in_keystone
     step "ready: Swift http://127.0.0.1:$PROXY_PORT/auth/v1.0, S3 http://127.0.0.1:$PROXY_PORT"
@@ -648,14 +632,14 @@ cmd_stop() {
 cmd_stop_proxy() {
     take_lock 300
     load_settings
-    stop_server proxy
+    stop_process proxy
 }
 
 cmd_start_proxy() {
     take_lock 300
     load_settings
     local name
-    for name in "${SERVERS[@]}"; do
+    for name in "${PROCESSES[@]}"; do
         [[ $name == proxy ]] || is_running "$name" || die "$name is not running: use start"
     done
     check_ports proxy
@@ -687,7 +671,7 @@ EOF
             ;;
         '')
             local name pid state=0
-            for name in "${SERVERS[@]}"; do
+            for name in "${PROCESSES[@]}"; do
                 if pid=$(server_pid "$name"); then
                     printf '%-10s running (pid %s)\n' "$name" "$pid"
                 else
