@@ -37,6 +37,7 @@ from imageservice.errors import GlanceError
 from imageservice.events.context import Actor, acting_as
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import chain_reads_data, run_chain
+from quotas import services as quotas
 from tasks import download_slots
 from tasks.cluster import WorkerStopping
 from tasks.models import Task, TaskStatus
@@ -117,6 +118,7 @@ def _run(task: Task, image: Image) -> None:
     source = ImageStatus.UPLOADING if method == "glance-direct" else ImageStatus.QUEUED
     if not image.move(source, ImageStatus.IMPORTING):
         raise ImportFailed(f"The image is no longer {source}; nothing was imported.")
+    _check_quotas(image, method)
     # As Glance at flow start: the staged data is the import's now, wherever it was staged.
     ImageProperty.objects.filter(image=image, name=STAGE_HOST).delete()
     staged = _staged_source(task, image, method)
@@ -406,7 +408,17 @@ def _activate_imported(
 # --- copy-image ------------------------------------------------------------------------------
 
 
+def _check_quotas(image: Image, method: str) -> None:
+    # As Glance: checked once the image is marked as importing, so a refusal fails the task
+    # (the 202 is already sent) and the image goes back to where the import found it.
+    try:
+        quotas.check_import(image, method)
+    except GlanceError as refusal:
+        raise ImportFailed(refusal.message) from refusal
+
+
 def _copy_image(task: Task, image: Image) -> None:
+    _check_quotas(image, "copy-image")
     known = stores.all_stores()
     # In the order the image got them: the first streams when none can be copied in place.
     names = image.locations.order_by("pk").values_list("store", flat=True)
