@@ -47,9 +47,12 @@ def upload(
 ) -> WrittenData:
     """Stream ``body`` into ``store`` and activate the image; on failure it is ``queued`` again
     with no bytes left anywhere."""
-    # Glance's checks before the image changes: the stored total (with the announced size),
-    # then the uploads in progress with this one.
+    # Checks before the image changes: Glance's on the stored total with the announced size,
+    # then the size cap and whether the announced size still fits beside running writes.
     quotas.enforce(image.owner, IMAGE_SIZE_TOTAL, delta=(announced_size or 0) // MIB)
+    if announced_size is not None and announced_size > settings.IMAGE_SIZE_CAP:
+        raise image_too_large(announced_size)
+    quotas.check_announced(image, ReservationArea.STORE, announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
     attempt = new_attempt()
@@ -178,7 +181,6 @@ def recover_stale_upload(image: Image) -> None:
             # must not stop the image from becoming uploadable again.
             logger.warning("Could not clean store %s for image %s: %s", store.id, image.id, error)
     stalled = image.status
-    image.reservations.all().delete()
     if stalled == ImageStatus.UPLOADING:
         staging.discard_staged(image.id)
     image.revert_to_queued(source=stalled)
@@ -199,6 +201,7 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
     if announced_size is not None and announced_size > settings.IMAGE_SIZE_CAP:
         raise image_too_large(announced_size)
     quotas.enforce(image.owner, IMAGE_STAGE_TOTAL, delta=(announced_size or 0) // MIB)
+    quotas.check_announced(image, ReservationArea.STAGING, announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
     attempt = new_attempt()

@@ -62,13 +62,15 @@ def default_limits() -> dict[str, int]:
     }
 
 
+def own_limits(project: str | None) -> dict[str, int]:
+    """The limits the project has of its own (console, ``project_limits``)."""
+    own = ProjectLimits.objects.filter(project=project or "").first()
+    return own.overrides() if own is not None else {}
+
+
 def limits_for(project: str | None) -> dict[str, int]:
     """The project's limits: its own where it has them, else the site's defaults."""
-    limits = default_limits()
-    own = ProjectLimits.objects.filter(project=project or "").first()
-    if own is not None:
-        limits.update(own.overrides())
-    return limits
+    return {**default_limits(), **own_limits(project)}
 
 
 def project_usage(project: str | None) -> dict[str, ProjectUsage]:
@@ -97,6 +99,11 @@ def set_project_limits(project: str, changes: dict[str, int | None]) -> ProjectL
         row.updated_at = timezone.now()
         row.save()
     return row
+
+
+def clear_project_limits(project: str) -> None:
+    """Give the project the site's defaults again."""
+    set_project_limits(project, dict.fromkeys(LIMIT_NAMES))
 
 
 def over_limit(project: str | None, name: str, limit: int, current: int, delta: int) -> GlanceError:
@@ -206,6 +213,14 @@ class Reservation:
             wanted = size if exact else min(size + RESERVATION_STEP, room)
             self._hold(wanted)
 
+    def check_fits(self, size: int) -> None:
+        """Raise the 413 now if ``size`` bytes cannot fit, holding nothing (a size announced
+        before the write begins)."""
+        if self.needed:
+            in_use = self._in_use()
+            if size > self._room(in_use):
+                raise self._refusal(size, in_use)
+
     def release(self) -> None:
         if self.row is not None:
             DataReservation.objects.filter(pk=self.row.pk).delete()
@@ -246,6 +261,19 @@ class Reservation:
         else:
             DataReservation.objects.filter(pk=self.row.pk).update(size=size)
         self.held = size
+
+
+def release_dead_reservations() -> int:
+    """Delete the reservations of writes that ended without releasing them (their process was
+    killed); they stopped counting already. Returns how many there were."""
+    deleted, _ = usage.dead_reservations().delete()
+    return deleted
+
+
+def check_announced(image: Image, area: str, announced: int | None) -> None:
+    """Refuse up front a write whose announced size cannot fit (before the image changes)."""
+    if announced:
+        Reservation(image, "", area).check_fits(announced)
 
 
 @contextlib.contextmanager
