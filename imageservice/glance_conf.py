@@ -25,6 +25,7 @@ FILE_OPTIONS: dict[str, tuple[str, str]] = {
     "IMAGE_MEMBER_QUOTA": ("DEFAULT", "image_member_quota"),
     "IMAGE_SIZE_CAP": ("DEFAULT", "image_size_cap"),
     "USER_STORAGE_QUOTA": ("DEFAULT", "user_storage_quota"),
+    "USE_KEYSTONE_LIMITS": ("DEFAULT", "use_keystone_limits"),
     "HASHING_ALGORITHM": ("DEFAULT", "hashing_algorithm"),
     "SHOW_IMAGE_DIRECT_URL": ("DEFAULT", "show_image_direct_url"),
     "SHOW_MULTIPLE_LOCATIONS": ("DEFAULT", "show_multiple_locations"),

@@ -280,6 +280,8 @@ QUOTA_IMAGE_SIZE_TOTAL = env_int("QUOTA_IMAGE_SIZE_TOTAL", -1)
 QUOTA_IMAGE_STAGE_TOTAL = env_int("QUOTA_IMAGE_STAGE_TOTAL", -1)
 QUOTA_IMAGE_COUNT_TOTAL = env_int("QUOTA_IMAGE_COUNT_TOTAL", -1)
 QUOTA_IMAGE_COUNT_UPLOADING = env_int("QUOTA_IMAGE_COUNT_UPLOADING", -1)
+# Read only to warn (imageservice.W071): Keystone's unified limits are not consulted.
+USE_KEYSTONE_LIMITS = env_bool("USE_KEYSTONE_LIMITS")
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 # Beyond Glance: data declared raw must be raw (or an MBR/GPT disk, an ISO), not qcow2, vmdk, ….
 REQUIRE_RAW_FORMAT_MATCH = env_bool("REQUIRE_RAW_FORMAT_MATCH", False)

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from quotas.checks import check_default_limits, check_keystone_limits
 from quotas.models import DataReservation, ProjectLimits
 from tests.support import JSON
 
@@ -186,3 +187,27 @@ def test_recover_uploads_releases_a_killed_uploads_reservation(owner, make_image
 
     assert list(DataReservation.objects.all()) == [kept]
     assert "1 dead quota reservation(s) released." in out.getvalue()
+
+
+# --- the site's defaults -------------------------------------------------------------------
+
+
+def test_default_limit_below_minus_one_stops_the_start(settings):
+    settings.QUOTA_IMAGE_COUNT_TOTAL = -5
+
+    errors = check_default_limits()
+
+    assert [error.id for error in errors] == ["imageservice.E070"]
+    assert errors[0].msg == "QUOTA_IMAGE_COUNT_TOTAL must be -1 (unlimited) or more (got -5)."
+
+
+def test_default_limits_unlimited_or_zero_pass(settings):
+    settings.QUOTA_IMAGE_SIZE_TOTAL, settings.QUOTA_IMAGE_COUNT_TOTAL = -1, 0
+
+    assert check_default_limits() == []
+
+
+def test_use_keystone_limits_from_a_glance_file_warns(settings):
+    settings.USE_KEYSTONE_LIMITS = True
+
+    assert [warning.id for warning in check_keystone_limits()] == ["imageservice.W071"]
