@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -16,11 +17,12 @@ from urllib.parse import urlsplit
 import glanceclient
 import pytest
 
+from tests.live.conftest import LiveAccount
 from tests.live.helpers import run_glance
 
 MIB = 1024 * 1024
-# Two of these never fit in the room the test leaves (between 2 and 3 MiB); one always does.
-UPLOAD_SIZE = MIB * 16 // 10
+# Two of these never fit in a 2 MiB limit; one does.
+UPLOAD_SIZE = MIB * 3 // 2
 CHUNK = 64 * 1024
 
 
@@ -90,54 +92,79 @@ def trickled(start: threading.Barrier) -> Iterator[bytes]:
 
 
 @pytest.fixture
-def size_limit_with_room(live_service) -> Iterator[int]:
-    """The user's project limited to what it stores now plus 3 MiB; its defaults afterwards."""
-    account = live_service.user
-    limit = usage_of(live_service, account)["image_size_total"]["usage"] + 3
-    live_service.manage("project_limits", account.project_id, f"--image-size-total={limit}")
-    try:
-        yield limit
-    finally:
-        live_service.manage("project_limits", account.project_id, "--defaults")
+def fresh_account(live_service, unique) -> LiveAccount:
+    """A project of its own (nothing stored yet, so every byte is accounted for), with a user
+    and a token, made with the identity commands."""
+    name = f"quota-{unique}"
+    created = live_service.manage("create_project", name)
+    project_id = re.search(r"\(id ([^)]+)\)", created)[1]
+    live_service.manage("create_user", name, "--project", name)
+    token = live_service.manage("issue_token", name).strip().splitlines()[-1]
+    return LiveAccount(name, token, project_id)
 
 
-def test_parallel_uploads_never_end_over_the_size_limit(
-    live_service, extra_live_service, size_limit_with_room, unique
-):
-    account = live_service.user
-    servers = [live_service, live_service, extra_live_service()]
-    images = [new_image(live_service, account, f"quota-race-{unique}-{n}") for n in range(3)]
+def race(servers, account, where: str, unique: str) -> dict[str, int]:
+    """Three images of ``account`` written at once (``file`` or ``stage``), one per server in
+    ``servers``: each image's status code."""
+    images = [new_image(servers[0], account, f"quota-race-{unique}-{n}") for n in range(3)]
     start = threading.Barrier(len(images))
     statuses: dict[str, int] = {}
 
-    def upload(server, image_id: str) -> None:
-        statuses[image_id] = put_chunked(
-            f"{server.url}/v2/images/{image_id}/file", account.token, trickled(start)
-        )
+    def send(server, image_id: str) -> None:
+        url = f"{server.url}/v2/images/{image_id}/{where}"
+        statuses[image_id] = put_chunked(url, account.token, trickled(start))
 
     threads = [
-        threading.Thread(target=upload, args=(server, image_id))
+        threading.Thread(target=send, args=(server, image_id))
         for server, image_id in zip(servers, images, strict=True)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    return statuses
 
-    try:
-        assert sorted(statuses.values()) == [204, 413, 413]
-        usage = usage_of(live_service, account)["image_size_total"]
-        assert usage["usage"] <= size_limit_with_room
-        shown = {
-            image_id: json.loads(call(f"{live_service.url}/v2/images/{image_id}", account.token)[1])
-            for image_id in images
-        }
-        active = [image for image in shown.values() if image["status"] == "active"]
-        assert [image["size"] for image in active] == [UPLOAD_SIZE]
-        assert sorted(image["status"] for image in shown.values()) == ["active", "queued", "queued"]
-    finally:
-        for image_id in images:
-            call(f"{live_service.url}/v2/images/{image_id}", account.token, "DELETE")
+
+def shown(service, account, image_id: str) -> dict:
+    status, body = call(f"{service.url}/v2/images/{image_id}", account.token)
+    assert status == 200
+    return json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("where", "limit", "written_status"),
+    [("file", "--image-size-total=2", "active"), ("stage", "--image-stage-total=2", "uploading")],
+)
+def test_parallel_writes_never_end_over_the_projects_limit(
+    live_service, extra_live_service, fresh_account, unique, where, limit, written_status
+):
+    live_service.manage("project_limits", fresh_account.project_id, limit)
+    # Four worker processes on two servers sharing the database: three writes at once.
+    servers = [live_service, live_service, extra_live_service()]
+
+    statuses = race(servers, fresh_account, where, unique)
+
+    assert sorted(statuses.values()) == [204, 413, 413]
+    images = {image_id: shown(live_service, fresh_account, image_id) for image_id in statuses}
+    written = [image for image in images.values() if image["status"] == written_status]
+    assert [image["size"] for image in written] == [UPLOAD_SIZE]
+    assert sorted(image["status"] for image in images.values()).count("queued") == 2
+    name = "image_size_total" if where == "file" else "image_stage_total"
+    assert usage_of(live_service, fresh_account)[name] == {"limit": 2, "usage": 1}
+
+
+def test_parallel_uploads_never_end_over_user_storage_quota(
+    live_service, extra_live_service, fresh_account, unique
+):
+    """The issue's case: three uploads that each fit used to end 60 % over the legacy quota."""
+    quota = str(2 * MIB)
+    first, second = (extra_live_service(USER_STORAGE_QUOTA=quota) for _ in range(2))
+
+    statuses = race([first, first, second], fresh_account, "file", unique)
+
+    assert sorted(statuses.values()) == [204, 413, 413]
+    sizes = [shown(first, fresh_account, image_id)["size"] for image_id in statuses]
+    assert sorted(sizes, key=lambda size: size or 0) == [None, None, UPLOAD_SIZE]
 
 
 def test_glanceclient_reads_usage_and_limits(live_service):
