@@ -379,3 +379,50 @@ def test_glance_direct_import_passing_size_total_fails_its_task(owner, queued, s
     row = reloaded(queued)
     assert row.status == "uploading"  # staged data kept: the import can be retried
     assert not ImageLocation.objects.filter(image=queued).exists()
+
+
+def import_body(persona, image, body):
+    return persona.client().post(
+        f"/v2/images/{image.id}/import",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_ACCEPT=JSON,
+    )
+
+
+def test_web_download_at_uploading_limit_fails_its_task_before_fetching(owner, queued, settings):
+    # Nothing listens there: the task must fail on the quota, not on the fetch.
+    settings.IMPORT_ALLOWED_HOSTS, settings.IMPORT_ALLOWED_PORTS = ["127.0.0.1"], ["9"]
+    settings.QUOTA_IMAGE_COUNT_UPLOADING = 0
+    body = {"method": {"name": "web-download", "uri": "http://127.0.0.1:9/image"}}
+
+    response = import_body(owner, queued, body)
+
+    assert response.status_code == 202
+    task = Task.objects.get(image_id=queued.id)
+    assert (task.status, task.message) == (
+        "failure",
+        over_limit(owner.project_id, "image_count_uploading", 0, 1, 0),
+    )
+    assert reloaded(queued).status == "queued"
+
+
+def test_copy_image_at_uploading_limit_fails_its_task_and_copies_nothing(
+    admin, owner, make_image, settings, tmp_path
+):
+    settings.ENABLED_BACKENDS = {"fast": str(tmp_path / "fast"), "cheap": str(tmp_path / "cheap")}
+    settings.DEFAULT_BACKEND = "fast"
+    image = make_image(disk_format="raw", container_format="bare")
+    assert put_data(admin, image, b"copy me").status_code == 204
+    settings.QUOTA_IMAGE_COUNT_UPLOADING = 0
+
+    response = import_body(admin, image, {"method": {"name": "copy-image"}, "stores": ["cheap"]})
+
+    assert response.status_code == 202
+    task = Task.objects.get(image_id=image.id)
+    # The image owner's quota: an image being copied counts as uploading.
+    assert task.message == over_limit(owner.project_id, "image_count_uploading", 0, 1, 0)
+    row = reloaded(image)
+    assert row.status == "active"
+    assert list(row.locations.values_list("store", flat=True)) == ["fast"]
+    assert not (tmp_path / "cheap" / image.id).exists()
