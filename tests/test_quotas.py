@@ -426,3 +426,13 @@ def test_copy_image_at_uploading_limit_fails_its_task_and_copies_nothing(
     assert row.status == "active"
     assert list(row.locations.values_list("store", flat=True)) == ["fast"]
     assert not (tmp_path / "cheap" / image.id).exists()
+
+
+def test_usage_takes_only_get_and_other_methods_are_404_as_in_glance(owner):
+    client = owner.client()
+
+    assert client.post("/v2/info/usage", HTTP_ACCEPT=JSON).status_code == 404
+    assert client.delete("/v2/info/usage", HTTP_ACCEPT=JSON).status_code == 404
+    # No body check on this route in Glance.
+    with_body = client.generic("GET", "/v2/info/usage", b"{}", "application/json")
+    assert with_body.status_code == 200

@@ -68,7 +68,10 @@ class UsageInfoView(GlanceAPIView):
     # Glance checks no policy here; the open default rule keeps that, letting an operator
     # tighten it.
     policy_map = {"get": "get_discovery"}
-    bodyless_methods = ("get",)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # Glance routes only GET here (no 405 route beside it, no body check): the rest is 404.
+        raise GlanceError(404)
 
     @doc.glance_operation(
         "usage_info",
