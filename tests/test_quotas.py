@@ -16,6 +16,7 @@ from tests.support import JSON, glance_error, reloaded
 MIB = 1024 * 1024
 OCTET = "application/octet-stream"
 UNLIMITED = {"limit": -1, "usage": 0}
+GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
 
 
 def over_limit(project: str, name: str, limit: int, usage: int, delta: int) -> str:
@@ -57,10 +58,10 @@ def unsized(data: bytes) -> dict[str, object]:
     return {"CONTENT_LENGTH": "", "wsgi.input": io.BytesIO(data)}
 
 
-def start_import(persona, image, method: str):
+def start_import(persona, image, body: dict):
     return persona.client().post(
         f"/v2/images/{image.id}/import",
-        data=json.dumps({"method": {"name": method}}),
+        data=json.dumps(body),
         content_type="application/json",
         HTTP_ACCEPT=JSON,
     )
@@ -353,7 +354,7 @@ def test_import_while_over_size_total_is_413(owner, queued, make_image, settings
     stored(make_image, 2 * MIB, "fast")
     settings.QUOTA_IMAGE_SIZE_TOTAL = 1
 
-    response = start_import(owner, queued, "glance-direct")
+    response = start_import(owner, queued, GLANCE_DIRECT)
 
     assert response.status_code == 413
     assert response.json() == glance_error(
@@ -367,7 +368,7 @@ def test_glance_direct_import_passing_size_total_fails_its_task(owner, queued, s
     put_data(owner, queued, b"i" * (2 * MIB), "stage")
     settings.QUOTA_IMAGE_SIZE_TOTAL = 1
 
-    response = start_import(owner, queued, "glance-direct")
+    response = start_import(owner, queued, GLANCE_DIRECT)
 
     # As Glance: accepted, then refused by the task once the image is marked importing.
     assert response.status_code == 202
@@ -381,22 +382,13 @@ def test_glance_direct_import_passing_size_total_fails_its_task(owner, queued, s
     assert not ImageLocation.objects.filter(image=queued).exists()
 
 
-def import_body(persona, image, body):
-    return persona.client().post(
-        f"/v2/images/{image.id}/import",
-        data=json.dumps(body),
-        content_type="application/json",
-        HTTP_ACCEPT=JSON,
-    )
-
-
 def test_web_download_at_uploading_limit_fails_its_task_before_fetching(owner, queued, settings):
     # Nothing listens there: the task must fail on the quota, not on the fetch.
     settings.IMPORT_ALLOWED_HOSTS, settings.IMPORT_ALLOWED_PORTS = ["127.0.0.1"], ["9"]
     settings.QUOTA_IMAGE_COUNT_UPLOADING = 0
     body = {"method": {"name": "web-download", "uri": "http://127.0.0.1:9/image"}}
 
-    response = import_body(owner, queued, body)
+    response = start_import(owner, queued, body)
 
     assert response.status_code == 202
     task = Task.objects.get(image_id=queued.id)
@@ -416,7 +408,7 @@ def test_copy_image_at_uploading_limit_fails_its_task_and_copies_nothing(
     assert put_data(admin, image, b"copy me").status_code == 204
     settings.QUOTA_IMAGE_COUNT_UPLOADING = 0
 
-    response = import_body(admin, image, {"method": {"name": "copy-image"}, "stores": ["cheap"]})
+    response = start_import(admin, image, {"method": {"name": "copy-image"}, "stores": ["cheap"]})
 
     assert response.status_code == 202
     task = Task.objects.get(image_id=image.id)
