@@ -51,6 +51,9 @@ class ProjectUsage:
     limit: int
     usage: int
 
+    def as_json(self) -> dict[str, int]:
+        return {"limit": self.limit, "usage": self.usage}
+
 
 def default_limits() -> dict[str, int]:
     """The site's limits for projects without their own (``QUOTA_IMAGE_*`` settings)."""
@@ -127,10 +130,6 @@ def enforce(project: str | None, name: str, delta: int = 0) -> None:
         raise over_limit(project, name, limit, current, delta)
 
 
-def is_limited(project: str | None, name: str) -> bool:
-    return limits_for(project)[name] != UNLIMITED
-
-
 def check_import(image: Image, method: str) -> None:
     """Glance's checks once an import has marked its image (``importing``, or the stores it is
     copied to): the stored total for the staged data going into stores; the staging total and
@@ -154,14 +153,20 @@ def project_lock(project: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def admitting(project: str | None, name: str, delta: int = 1) -> Iterator[None]:
-    """Check a count limit and do what it admits (create the image, start the upload) under
-    the project's lock, so parallel requests cannot all take the last place."""
-    if not is_limited(project, name):
+def admitting(project: str | None, name: str) -> Iterator[None]:
+    """Check a count limit for one more image and do what it admits (create the image, start
+    the upload) under the project's lock, so parallel requests cannot all take the last place."""
+    limit = limits_for(project)[name]
+    if limit == UNLIMITED:
         yield
         return
     with project_lock(project):
-        enforce(project, name, delta)
+        current = MEASURES[name](project)
+        if current + 1 > limit:
+            if name == IMAGE_COUNT_UPLOADING:
+                # Glance checks this one once the image counts itself; its message says so.
+                raise over_limit(project, name, limit, current + 1, 0)
+            raise over_limit(project, name, limit, current, 1)
         yield
 
 

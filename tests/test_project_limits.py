@@ -64,6 +64,9 @@ def test_console_edit_changes_a_limit(operator, owner):
     row = ProjectLimits.objects.get(project=owner.project_id)
     assert row.overrides() == {"image_count_total": -1, "image_size_total": 5}
     assert created(owner) == 201
+    page = operator.get(f"/admin/quotas/projectlimits/{owner.project_id}/change/")
+    assert "<li>image_count_total: 1 of -1</li>" in page.content.decode()
+    assert "<li>image_size_total: 0 of 5</li>" in page.content.decode()
 
 
 def test_console_refuses_an_empty_row_and_limits_below_minus_one(operator, owner):

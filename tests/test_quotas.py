@@ -271,7 +271,7 @@ def test_upload_while_another_is_running_at_uploading_limit_is_413(
 
     assert response.status_code == 413
     assert response.json() == glance_error(
-        413, over_limit(owner.project_id, "image_count_uploading", 1, 1, 1)
+        413, over_limit(owner.project_id, "image_count_uploading", 1, 2, 0)
     )
     assert reloaded(queued).status == "queued"
 

@@ -81,6 +81,4 @@ class UsageInfoView(GlanceAPIView):
     )
     def get(self, request):
         usage = quotas.project_usage(request.credentials.project_id)
-        return Response(
-            {"usage": {name: {"limit": u.limit, "usage": u.usage} for name, u in usage.items()}}
-        )
+        return Response({"usage": {name: entry.as_json() for name, entry in usage.items()}})
