@@ -280,8 +280,11 @@ QUOTA_IMAGE_SIZE_TOTAL = env_int("QUOTA_IMAGE_SIZE_TOTAL", -1)
 QUOTA_IMAGE_STAGE_TOTAL = env_int("QUOTA_IMAGE_STAGE_TOTAL", -1)
 QUOTA_IMAGE_COUNT_TOTAL = env_int("QUOTA_IMAGE_COUNT_TOTAL", -1)
 QUOTA_IMAGE_COUNT_UPLOADING = env_int("QUOTA_IMAGE_COUNT_UPLOADING", -1)
-# Read only to warn (imageservice.W071): Keystone's unified limits are not consulted.
+# Glance's use_keystone_limits: the limits come from Keystone's unified limits instead, read
+# with the [oslo_limit] options (OSLO_LIMIT_<OPTION>), cached per process for a few seconds.
 USE_KEYSTONE_LIMITS = env_bool("USE_KEYSTONE_LIMITS")
+OSLO_LIMIT = glance_conf.oslo_limit(GLANCE_CONF, os.environ)
+KEYSTONE_LIMITS_CACHE_SECONDS = env_int("KEYSTONE_LIMITS_CACHE_SECONDS", 10)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 # Beyond Glance: data declared raw must be raw (or an MBR/GPT disk, an ISO), not qcow2, vmdk, ….
 REQUIRE_RAW_FORMAT_MATCH = env_bool("REQUIRE_RAW_FORMAT_MATCH", False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage, Error
 
 from quotas.models import UNLIMITED
 
+# oslo.limit also finds the endpoint by service type and region; we take its id only.
+OSLO_LIMIT_NEEDED = ("auth_url", "endpoint_id")
 DEFAULT_SETTINGS = (
     "QUOTA_IMAGE_SIZE_TOTAL",
     "QUOTA_IMAGE_STAGE_TOTAL",
@@ -28,14 +30,17 @@ def check_default_limits(app_configs=None, **kwargs) -> list[CheckMessage]:
 
 
 def check_keystone_limits(app_configs=None, **kwargs) -> list[CheckMessage]:
-    """A Glance file asking for Keystone's unified limits would otherwise seem to work."""
+    """Keystone's unified limits need to know how to reach Keystone and whose limits apply."""
     if not settings.USE_KEYSTONE_LIMITS:
         return []
+    missing = [name for name in OSLO_LIMIT_NEEDED if not settings.OSLO_LIMIT.get(name)]
+    if not missing:
+        return []
     return [
-        Warning(
-            "use_keystone_limits is on, but Keystone's unified limits are not read here.",
-            hint="Set the QUOTA_IMAGE_* defaults and per-project limits (console or "
-            "manage.py project_limits) instead; docs/configuration.md#quotas.",
-            id="imageservice.W071",
+        Error(
+            f"use_keystone_limits is on but [oslo_limit] lacks {', '.join(missing)}.",
+            hint="Give [oslo_limit] the auth options of a user that may read limits and "
+            "endpoints, and endpoint_id (OSLO_LIMIT_<OPTION> in the environment).",
+            id="imageservice.E071",
         )
     ]

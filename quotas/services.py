@@ -72,7 +72,12 @@ def own_limits(project: str | None) -> dict[str, int]:
 
 
 def limits_for(project: str | None) -> dict[str, int]:
-    """The project's limits: its own where it has them, else the site's defaults."""
+    """The project's limits: its own where it has them, else the site's defaults; with
+    ``USE_KEYSTONE_LIMITS`` Keystone's unified limits instead, as Glance."""
+    if settings.USE_KEYSTONE_LIMITS:
+        from quotas.keystone_limits import keystone_limits  # noqa: PLC0415
+
+        return keystone_limits(project)
     return {**default_limits(), **own_limits(project)}
 
 

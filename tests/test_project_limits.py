@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from imageservice import glance_conf
 from quotas.checks import check_default_limits, check_keystone_limits
 from quotas.models import DataReservation, ProjectLimits
 from tests.support import JSON
@@ -210,7 +211,20 @@ def test_default_limits_unlimited_or_zero_pass(settings):
     assert check_default_limits() == []
 
 
-def test_use_keystone_limits_from_a_glance_file_warns(settings):
+def test_keystone_limits_without_oslo_limit_options_stop_the_start(settings):
     settings.USE_KEYSTONE_LIMITS = True
+    settings.OSLO_LIMIT = {"auth_url": "http://keystone.test:5000/v3"}
 
-    assert [warning.id for warning in check_keystone_limits()] == ["imageservice.W071"]
+    errors = check_keystone_limits()
+
+    assert [error.id for error in errors] == ["imageservice.E071"]
+    assert errors[0].msg == "use_keystone_limits is on but [oslo_limit] lacks endpoint_id."
+
+
+def test_oslo_limit_section_comes_from_the_glance_file_and_the_environment(tmp_path):
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text("[oslo_limit]\nauth_url = http://ks:5000/v3\nendpoint_id = e1\n")
+
+    options = glance_conf.oslo_limit(glance_conf.load(str(conf)), {"OSLO_LIMIT_ENDPOINT_ID": "e2"})
+
+    assert options == {"auth_url": "http://ks:5000/v3", "endpoint_id": "e2"}

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from images.models import Image, ImageLocation, ImageProperty, StagedData
+from quotas import keystone_limits
 from quotas.models import DataReservation, ProjectLimits
 from tasks.models import Task
 from tests.support import JSON, glance_error, reloaded
@@ -428,3 +429,27 @@ def test_usage_takes_only_get_and_other_methods_are_404_as_in_glance(owner):
     # No body check on this route in Glance.
     with_body = client.generic("GET", "/v2/info/usage", b"{}", "application/json")
     assert with_body.status_code == 200
+
+
+def test_usage_is_503_when_keystones_limits_cannot_be_read(owner, settings):
+    settings.USE_KEYSTONE_LIMITS = True
+    # Nothing listens there.
+    settings.OSLO_LIMIT = {
+        "auth_url": "http://127.0.0.1:9/v3",
+        "username": "glance",
+        "password": "secret",
+        "project_name": "service",
+        "user_domain_name": "Default",
+        "project_domain_name": "Default",
+        "endpoint_id": "e1",
+    }
+    keystone_limits.forget()
+    try:
+        response = owner.client().get("/v2/info/usage", HTTP_ACCEPT=JSON)
+    finally:
+        keystone_limits.forget()
+
+    assert response.status_code == 503
+    assert response.json()["message"].startswith(
+        "The project's limits could not be read from Keystone: "
+    )
