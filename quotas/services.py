@@ -9,6 +9,7 @@ before writing it, so N parallel uploads can never end over a limit in total.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -200,6 +201,7 @@ class Reservation:
         self.attempt = attempt
         self.area = area
         self.held = 0
+        self.confirmed_at = time.monotonic()
         self.row: DataReservation | None = None
         self.limit_name = IMAGE_SIZE_TOTAL if area == ReservationArea.STORE else IMAGE_STAGE_TOTAL
         self.limit = limits_for(self.owner)[self.limit_name]
@@ -213,7 +215,7 @@ class Reservation:
     def make_room(self, size: int, *, exact: bool = False) -> None:
         """Hold room for ``size`` bytes in total (and, unless ``exact``, a step more when it
         fits), or raise the 413 of the limit it would pass."""
-        if size <= self.held or not self.needed:
+        if not self.needed or (size <= self.held and not self._may_have_lapsed()):
             return
         with project_lock(self.owner):
             in_use = self._in_use()
@@ -222,6 +224,11 @@ class Reservation:
                 raise self._refusal(size, in_use)
             wanted = size if exact else min(size + RESERVATION_STEP, room)
             self._hold(wanted)
+
+    def _may_have_lapsed(self) -> bool:
+        # A write silent for UPLOAD_STALE_SECONDS stops counting for the others (its worker
+        # looks dead); resuming, it must take its room again instead of trusting what it held.
+        return time.monotonic() - self.confirmed_at > settings.UPLOAD_STALE_SECONDS / 2
 
     def check_fits(self, size: int) -> None:
         """Raise the 413 now if ``size`` bytes cannot fit, holding nothing (a size announced
@@ -271,6 +278,7 @@ class Reservation:
         else:
             DataReservation.objects.filter(pk=self.row.pk).update(size=size)
         self.held = size
+        self.confirmed_at = time.monotonic()
 
 
 def release_dead_reservations() -> int:

@@ -9,7 +9,9 @@ import json
 import pytest
 
 from images.models import Image, ImageLocation, ImageProperty, StagedData
+from imageservice.errors import GlanceError
 from quotas import keystone_limits
+from quotas import services as quotas
 from quotas.models import DataReservation, ProjectLimits
 from tasks.models import Task
 from tests.support import JSON, glance_error, reloaded
@@ -453,3 +455,21 @@ def test_usage_is_503_when_keystones_limits_cannot_be_read(owner, settings):
     assert response.json()["message"].startswith(
         "The project's limits could not be read from Keystone: "
     )
+
+
+def test_a_write_resuming_after_a_stall_takes_its_room_again(owner, make_image, settings):
+    """Silent for UPLOAD_STALE_SECONDS its reservation stopped counting, and another write
+    took the room: what it held before is no longer its to write."""
+    settings.USER_STORAGE_QUOTA = 100
+    stalled = make_image(status="saving", write_attempt="a1")
+    room = quotas.Reservation(stalled, "a1", "store")
+    room.make_room(60, exact=True)
+    Image.objects.filter(pk=stalled.pk).update(updated_at=stalled.updated_at.replace(year=2000))
+    other = make_image(status="saving", write_attempt="b1")
+    quotas.Reservation(other, "b1", "store").make_room(80, exact=True)
+    room.confirmed_at -= settings.UPLOAD_STALE_SECONDS
+
+    with pytest.raises(GlanceError) as refused:
+        room.make_room(30)
+
+    assert refused.value.status_code == 413
