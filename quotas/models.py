@@ -65,14 +65,20 @@ class ReservationArea(models.TextChoices):
 
 
 class DataReservation(models.Model):
-    """Bytes an upload or staging holds against its project's limits before writing them.
+    """Bytes an upload, a staging or a web-download holds against its project's limits before
+    writing them.
 
-    It counts only while its image is still written by its attempt and beating, so a writer
-    killed mid-stream stops holding room after ``UPLOAD_STALE_SECONDS`` even before
-    ``recover_uploads`` removes the row.
+    It counts only while its writer runs: an upload or staging while its image is still written
+    by its attempt and beating, a web-download while its import task beats. So a writer killed
+    mid-stream stops holding room after ``UPLOAD_STALE_SECONDS`` (``IMPORT_STALE_SECONDS``)
+    even before ``recover_uploads`` removes the row.
     """
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="reservations")
+    # The import writing, for a web-download (whose image no write attempt marks).
+    task = models.ForeignKey(
+        "tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     attempt = models.CharField(max_length=32)
     owner = models.CharField(max_length=255, db_index=True)
     area = models.CharField(max_length=16, choices=ReservationArea.choices)

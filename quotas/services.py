@@ -32,6 +32,7 @@ from quotas.models import (
     QuotaLock,
     ReservationArea,
 )
+from tasks.models import Task
 
 MIB = usage.MIB
 # A write of unknown size reserves this much ahead of its bytes, so that it takes the lock
@@ -195,8 +196,9 @@ class Reservation:
     :meth:`release` when the write ends, however it ends.
     """
 
-    def __init__(self, image: Image, attempt: str, area: str):
+    def __init__(self, image: Image, attempt: str, area: str, task: Task | None = None):
         self.image = image
+        self.task = task
         self.owner = image.owner
         self.attempt = attempt
         self.area = area
@@ -270,6 +272,7 @@ class Reservation:
         if self.row is None:
             self.row = DataReservation.objects.create(
                 image=self.image,
+                task=self.task,
                 attempt=self.attempt,
                 owner=self.owner or "",
                 area=self.area,
@@ -295,10 +298,12 @@ def check_announced(image: Image, area: str, announced: int | None) -> None:
 
 
 @contextlib.contextmanager
-def reserved(image: Image, attempt: str, area: str, announced: int | None) -> Iterator[Reservation]:
-    """A reservation for the write ``attempt`` of ``image``, holding the announced size up
-    front, released when the block ends."""
-    reservation = Reservation(image, attempt, area)
+def reserved(
+    image: Image, attempt: str, area: str, announced: int | None, task: Task | None = None
+) -> Iterator[Reservation]:
+    """A reservation for the write ``attempt`` of ``image`` (by import ``task``), holding the
+    announced size up front, released when the block ends."""
+    reservation = Reservation(image, attempt, area, task)
     try:
         if announced:
             reservation.make_room(announced, exact=True)

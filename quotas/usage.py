@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from images.models import IMPORTING_TO_STORES, Image, ImageLocation, ImageProperty, ImageStatus
 from quotas.models import DataReservation, ReservationArea
+from tasks.models import TaskStatus
 
 MIB = 1024 * 1024
 # Images in these statuses hold nothing: Glance leaves them out of every count.
@@ -56,14 +57,20 @@ def uploading_count(owner: str | None) -> int:
 
 
 def _running_writes() -> QuerySet[DataReservation]:
-    """Reservations whose write still runs: the image is written by that attempt and beats."""
-    beating_since = timezone.now() - timedelta(seconds=settings.UPLOAD_STALE_SECONDS)
-    return DataReservation.objects.filter(
+    """Reservations whose write still runs: an upload or staging whose image is written by
+    that attempt and beats, or a web-download whose import task beats."""
+    now = timezone.now()
+    writing = Q(
         image__write_attempt=F("attempt"),
         image__status__in=(ImageStatus.SAVING, ImageStatus.UPLOADING),
-        image__updated_at__gte=beating_since,
-        image__deleted=False,
+        image__updated_at__gte=now - timedelta(seconds=settings.UPLOAD_STALE_SECONDS),
     )
+    importing = Q(
+        image__status=ImageStatus.IMPORTING,
+        task__status=TaskStatus.PROCESSING,
+        task__heartbeat_at__gte=now - timedelta(seconds=settings.IMPORT_STALE_SECONDS),
+    )
+    return DataReservation.objects.filter(writing | importing, image__deleted=False)
 
 
 def reserved_bytes(owner: str | None, area: str, excluding: DataReservation | None = None) -> int:

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import threading
+from collections.abc import Iterator
 
 import pytest
+from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageProperty, StagedData
 from imageservice.errors import GlanceError
@@ -473,3 +477,88 @@ def test_a_write_resuming_after_a_stall_takes_its_room_again(owner, make_image, 
         room.make_room(30)
 
     assert refused.value.status_code == 413
+
+
+@pytest.fixture
+def served_image(settings) -> Iterator[str]:
+    """A URL on loopback serving 2 MiB, allowed for web-download."""
+    data = b"w" * (2 * MIB)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.IMPORT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.IMPORT_ALLOWED_PORTS = [str(server.server_address[1])]
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/image"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_web_download_stops_at_stage_total_and_fails_its_task(
+    owner, queued, served_image, settings
+):
+    settings.QUOTA_IMAGE_STAGE_TOTAL = 1
+
+    response = start_import(
+        owner, queued, {"method": {"name": "web-download", "uri": served_image}}
+    )
+
+    assert response.status_code == 202
+    task = Task.objects.get(image_id=queued.id)
+    assert task.status == "failure"
+    assert task.message == f"Downloading {served_image} failed: " + over_limit(
+        owner.project_id, "image_stage_total", 1, 0, 2
+    )
+    assert reloaded(queued).status == "queued"
+    assert not StagedData.objects.exists()
+    assert DataReservation.objects.count() == 0
+
+
+def test_web_download_within_stage_total_activates_and_releases_its_room(
+    owner, queued, served_image, settings
+):
+    settings.QUOTA_IMAGE_STAGE_TOTAL = 2
+
+    response = start_import(
+        owner, queued, {"method": {"name": "web-download", "uri": served_image}}
+    )
+
+    assert response.status_code == 202
+    assert reloaded(queued).status == "active"
+    assert DataReservation.objects.count() == 0
+    assert usage_of(owner)["image_stage_total"] == {"limit": 2, "usage": 0}
+
+
+def test_a_running_web_downloads_reservation_counts_as_staged(owner, queued, make_image):
+    queued.status = "importing"
+    queued.save()
+    task = Task.objects.create(
+        type="api_image_import",
+        owner=owner.project_id,
+        image_id=queued.id,
+        status="processing",
+        heartbeat_at=timezone.now(),
+        input={},
+    )
+    DataReservation.objects.create(
+        image=queued, task=task, attempt="t1", owner=owner.project_id, area="staging", size=3 * MIB
+    )
+
+    assert usage_of(owner)["image_stage_total"]["usage"] == 3
+
+    Task.objects.filter(pk=task.pk).update(status="failure")
+
+    assert usage_of(owner)["image_stage_total"]["usage"] == 0
