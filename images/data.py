@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Sum
 from django.utils import timezone
 
-from images.models import Image, ImageLocation, ImageStatus, InvalidTransition
+from images.models import Image, ImageStatus, InvalidTransition
 from images.storage import staging, stores
 from images.storage.base import (
     IN_USE,
@@ -26,6 +25,14 @@ from images.storage.base import (
 from images.storage.writer import PendingWrite, image_too_large, write_image, write_plan
 from imageservice import events, metrics
 from imageservice.errors import GlanceError
+from quotas import services as quotas
+from quotas.models import (
+    IMAGE_COUNT_UPLOADING,
+    IMAGE_SIZE_TOTAL,
+    IMAGE_STAGE_TOTAL,
+    ReservationArea,
+)
+from quotas.usage import MIB
 
 HEARTBEAT_SECONDS = 10
 # The node an upload or staging ran on (hidden from API responses): where its logs and, for a
@@ -35,54 +42,23 @@ UPLOAD_HOST = "os_glance_upload_host"
 logger = logging.getLogger(__name__)
 
 
-def storage_used(owner: str | None, excluding: Image) -> int:
-    """Bytes the project keeps in stores: each image's size once per store holding it."""
-    total = (
-        ImageLocation.objects.filter(image__owner=owner, image__deleted=False)
-        .exclude(image=excluding)
-        .aggregate(total=Sum("image__size"))["total"]
-    )
-    return total or 0
-
-
-def _byte_limit(image: Image) -> tuple[int, Callable[[int], GlanceError]]:
-    cap = settings.IMAGE_SIZE_CAP
-    if not settings.USER_STORAGE_QUOTA:
-        return cap, image_too_large
-    remaining = max(settings.USER_STORAGE_QUOTA - storage_used(image.owner, image), 0)
-    if cap <= remaining:
-        return cap, image_too_large
-    return remaining, lambda size: _over_quota(size, remaining)
-
-
-def _over_quota(size: int, remaining: int) -> GlanceError:
-    return GlanceError(
-        413,
-        f"Image exceeds the storage quota: The size of the data {size} will exceed the limit. "
-        f"{remaining} bytes remaining.",
-    )
-
-
-def check_announced_size(image: Image, announced: int | None) -> None:
-    """Refuse up front what is known to be too big (Glance's first upload check)."""
-    if announced is None:
-        return
-    limit, error = _byte_limit(image)
-    if announced > limit:
-        raise error(announced)
-
-
 def upload(
     image: Image, body: Readable, *, announced_size: int | None, store: ImageStore
 ) -> WrittenData:
     """Stream ``body`` into ``store`` and activate the image; on failure it is ``queued`` again
     with no bytes left anywhere."""
-    check_announced_size(image, announced_size)
+    # Checks before the image changes: Glance's on the stored total with the announced size,
+    # then the size cap and whether the announced size still fits beside running writes.
+    quotas.enforce(image.owner, IMAGE_SIZE_TOTAL, delta=(announced_size or 0) // MIB)
+    if announced_size is not None and announced_size > settings.IMAGE_SIZE_CAP:
+        raise image_too_large(announced_size)
+    quotas.check_announced(image, ReservationArea.STORE, announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
     attempt = new_attempt()
     try:
-        image.begin_saving(attempt)
+        with quotas.admitting(image.owner, IMAGE_COUNT_UPLOADING):
+            image.begin_saving(attempt)
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
     started = time.monotonic()
@@ -93,11 +69,12 @@ def upload(
             raise GlanceError(
                 400, "Properties disk_format, container_format must be set prior to saving data."
             )
-        pending = _write(image, body, announced_size, store, attempt)
         url = store.url_for(image.id)
-        activated = pending.commit_if(
-            lambda: image.activate_with_data(pending.data, store.id, url, attempt=attempt)
-        )
+        with quotas.reserved(image, attempt, ReservationArea.STORE, announced_size) as room:
+            pending = _write(image, body, announced_size, store, attempt, room)
+            activated = pending.commit_if(
+                lambda: image.activate_with_data(pending.data, store.id, url, attempt=attempt)
+            )
         if not activated:
             raise _lost_write(image)
     except BaseException as error:
@@ -156,12 +133,15 @@ def _lost_write(image: Image) -> GlanceError:
 
 
 def _write(
-    image: Image, body: Readable, announced_size: int | None, store, attempt: str
+    image: Image,
+    body: Readable,
+    announced_size: int | None,
+    store,
+    attempt: str,
+    room: quotas.Reservation,
 ) -> PendingWrite:
-    limit, error = _byte_limit(image)
     plan = write_plan(
-        byte_limit=limit,
-        limit_error=error,
+        make_room=room.make_room,
         expected_size=announced_size,
         disk_format=image.disk_format,
         container_format=image.container_format,
@@ -220,11 +200,14 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
     """
     if announced_size is not None and announced_size > settings.IMAGE_SIZE_CAP:
         raise image_too_large(announced_size)
+    quotas.enforce(image.owner, IMAGE_STAGE_TOTAL, delta=(announced_size or 0) // MIB)
+    quotas.check_announced(image, ReservationArea.STAGING, announced_size)
     if image.is_stale_upload():
         recover_stale_upload(image)
     attempt = new_attempt()
     try:
-        image.claim(ImageStatus.QUEUED, ImageStatus.UPLOADING, attempt)
+        with quotas.admitting(image.owner, IMAGE_COUNT_UPLOADING):
+            image.claim(ImageStatus.QUEUED, ImageStatus.UPLOADING, attempt)
     except InvalidTransition as error:
         raise GlanceError(409, str(error)) from error
     started = time.monotonic()
@@ -232,14 +215,16 @@ def stage(image: Image, body: Readable, *, announced_size: int | None) -> Writte
         image.set_system_property(STAGE_HOST, stage_host_url())
         # A queued image owns no staged data: anything left there is an orphan of a failure.
         staging.discard_staged(image.id)
-        plan = write_plan(
-            expected_size=announced_size,
-            inspect=True,
-            judge_format=False,
-            on_progress=UploadHeartbeat(image, attempt),
-        )
-        pending = staging.write_staged(image.id, attempt, body, plan)
-        kept = pending.commit_if(lambda: staging.keep_staged(image, attempt, pending.data))
+        with quotas.reserved(image, attempt, ReservationArea.STAGING, announced_size) as room:
+            plan = write_plan(
+                expected_size=announced_size,
+                inspect=True,
+                judge_format=False,
+                on_progress=UploadHeartbeat(image, attempt),
+                make_room=room.make_room,
+            )
+            pending = staging.write_staged(image.id, attempt, body, plan)
+            kept = pending.commit_if(lambda: staging.keep_staged(image, attempt, pending.data))
         if not kept:
             raise _lost_write(image)
     except BaseException as error:

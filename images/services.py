@@ -24,6 +24,8 @@ from imageservice import events
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import authorize, refuse
+from quotas import services as quotas
+from quotas.models import IMAGE_COUNT_TOTAL
 
 CREATE_FIELDS = (
     "id",
@@ -115,7 +117,7 @@ def create_image(
     now = timezone.now()
     image = Image(created_at=now, updated_at=now, **fields)
     try:
-        with transaction.atomic():
+        with quotas.admitting(owner, IMAGE_COUNT_TOTAL), transaction.atomic():
             image.save(force_insert=True)
             _add_properties(image, properties)
             _add_tags(image, tags)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("images/<str:image_id>/members/<str:member_id>", members.MemberView.as_view()),
     path("info/stores", discovery.StoresInfoView.as_view()),
     path("info/stores/detail", discovery.StoresDetailView.as_view()),
+    path("info/usage", discovery.UsageInfoView.as_view()),
     path("stores/<str:store_id>/<str:image_id>", data.StoreDataView.as_view()),
     *[
         path(f"schemas/{name}", schemas.SchemaView.as_view(schema_name=name))

@@ -25,6 +25,7 @@ FILE_OPTIONS: dict[str, tuple[str, str]] = {
     "IMAGE_MEMBER_QUOTA": ("DEFAULT", "image_member_quota"),
     "IMAGE_SIZE_CAP": ("DEFAULT", "image_size_cap"),
     "USER_STORAGE_QUOTA": ("DEFAULT", "user_storage_quota"),
+    "USE_KEYSTONE_LIMITS": ("DEFAULT", "use_keystone_limits"),
     "HASHING_ALGORITHM": ("DEFAULT", "hashing_algorithm"),
     "SHOW_IMAGE_DIRECT_URL": ("DEFAULT", "show_image_direct_url"),
     "SHOW_MULTIPLE_LOCATIONS": ("DEFAULT", "show_multiple_locations"),
@@ -55,6 +56,8 @@ STAGING_ENV_PREFIX = "STAGING_STORE_"
 AUTHTOKEN_SECTION = "keystone_authtoken"
 # Environment overrides of that section: KEYSTONE_AUTHTOKEN_PASSWORD=... sets `password`.
 AUTHTOKEN_ENV_PREFIX = "KEYSTONE_AUTHTOKEN_"
+OSLO_LIMIT_SECTION = "oslo_limit"
+OSLO_LIMIT_ENV_PREFIX = "OSLO_LIMIT_"
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,20 @@ def auth_strategy(conf: GlanceConf) -> str:
 def keystone_authtoken(conf: GlanceConf, environ: Mapping[str, str]) -> dict[str, str]:
     """``[keystone_authtoken]`` of the file, overridden option by option by the environment's
     ``KEYSTONE_AUTHTOKEN_<OPTION>`` variables (``KEYSTONE_AUTHTOKEN_AUTH_URL`` → ``auth_url``)."""
-    options = dict(conf.section_options(AUTHTOKEN_SECTION) or {})
+    return _section_with_overrides(conf, AUTHTOKEN_SECTION, environ, AUTHTOKEN_ENV_PREFIX)
+
+
+def oslo_limit(conf: GlanceConf, environ: Mapping[str, str]) -> dict[str, str]:
+    """``[oslo_limit]`` (Keystone's unified limits: how to reach Keystone and which endpoint's
+    limits apply), overridden by ``OSLO_LIMIT_<OPTION>`` variables."""
+    return _section_with_overrides(conf, OSLO_LIMIT_SECTION, environ, OSLO_LIMIT_ENV_PREFIX)
+
+
+def _section_with_overrides(
+    conf: GlanceConf, section: str, environ: Mapping[str, str], prefix: str
+) -> dict[str, str]:
+    options = dict(conf.section_options(section) or {})
     for name, value in environ.items():
-        if name.startswith(AUTHTOKEN_ENV_PREFIX) and len(name) > len(AUTHTOKEN_ENV_PREFIX):
-            options[name[len(AUTHTOKEN_ENV_PREFIX) :].lower()] = value.strip()
+        if name.startswith(prefix) and len(name) > len(prefix):
+            options[name[len(prefix) :].lower()] = value.strip()
     return options

@@ -60,9 +60,8 @@ def configured_secrets() -> tuple[str, ...]:
                 for name, value in options.items()
                 if SECRET_OPTION.search(name) and name not in NOT_SECRET
             }
-    found |= {
-        value for name, value in settings.KEYSTONE_AUTHTOKEN.items() if SECRET_OPTION.search(name)
-    }
+    for section in (settings.KEYSTONE_AUTHTOKEN, settings.OSLO_LIMIT):
+        found |= {value for name, value in section.items() if SECRET_OPTION.search(name)}
     found |= {
         value
         for name, value in os.environ.items()

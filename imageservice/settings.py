@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "images",
     "tasks",
     "importplugins",
+    "quotas",
 ]
 
 MIDDLEWARE = [
@@ -273,6 +274,17 @@ IMAGE_SIZE_CAP = env_bytes("IMAGE_SIZE_CAP", 1024**4)
 MAX_REQUEST_BODY_SIZE = env_bytes("MAX_REQUEST_BODY_SIZE", 16 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_SIZE
 USER_STORAGE_QUOTA = env_bytes("USER_STORAGE_QUOTA", 0)
+# Every project's limits unless it has its own (console, `project_limits`): Glance's
+# unified-limits resources, sizes in MiB, -1 for unlimited.
+QUOTA_IMAGE_SIZE_TOTAL = env_int("QUOTA_IMAGE_SIZE_TOTAL", -1)
+QUOTA_IMAGE_STAGE_TOTAL = env_int("QUOTA_IMAGE_STAGE_TOTAL", -1)
+QUOTA_IMAGE_COUNT_TOTAL = env_int("QUOTA_IMAGE_COUNT_TOTAL", -1)
+QUOTA_IMAGE_COUNT_UPLOADING = env_int("QUOTA_IMAGE_COUNT_UPLOADING", -1)
+# Glance's use_keystone_limits: the limits come from Keystone's unified limits instead, read
+# with the [oslo_limit] options (OSLO_LIMIT_<OPTION>), cached per process for a few seconds.
+USE_KEYSTONE_LIMITS = env_bool("USE_KEYSTONE_LIMITS")
+OSLO_LIMIT = glance_conf.oslo_limit(GLANCE_CONF, os.environ)
+KEYSTONE_LIMITS_CACHE_SECONDS = env_int("KEYSTONE_LIMITS_CACHE_SECONDS", 10)
 REQUIRE_IMAGE_FORMAT_MATCH = env_bool("REQUIRE_IMAGE_FORMAT_MATCH", True)
 # Beyond Glance: data declared raw must be raw (or an MBR/GPT disk, an ISO), not qcow2, vmdk, ….
 REQUIRE_RAW_FORMAT_MATCH = env_bool("REQUIRE_RAW_FORMAT_MATCH", False)

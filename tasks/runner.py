@@ -37,6 +37,8 @@ from imageservice.errors import GlanceError
 from imageservice.events.context import Actor, acting_as
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import chain_reads_data, run_chain
+from quotas import services as quotas
+from quotas.models import ReservationArea
 from tasks import download_slots
 from tasks.cluster import WorkerStopping
 from tasks.models import Task, TaskStatus
@@ -117,31 +119,38 @@ def _run(task: Task, image: Image) -> None:
     source = ImageStatus.UPLOADING if method == "glance-direct" else ImageStatus.QUEUED
     if not image.move(source, ImageStatus.IMPORTING):
         raise ImportFailed(f"The image is no longer {source}; nothing was imported.")
+    _check_quotas(image, method)
     # As Glance at flow start: the staged data is the import's now, wherever it was staged.
     ImageProperty.objects.filter(image=image, name=STAGE_HOST).delete()
-    staged = _staged_source(task, image, method)
-    with staging.work_directory(task.id) as work_dir:
-        context = _run_plugins(task, image, method, staged, work_dir)
-        _store_and_activate(task, image, method, staged, context)
+    # Until the image is active its web-downloaded bytes are counted by this reservation: the
+    # image has no size before then.
+    area = ReservationArea.STAGING
+    with quotas.reserved(image, _attempt(task), area, None, task=task) as room:
+        staged = _staged_source(task, image, method, room)
+        with staging.work_directory(task.id) as work_dir:
+            context = _run_plugins(task, image, method, staged, work_dir)
+            _store_and_activate(task, image, method, staged, context)
 
 
 # --- source data ---------------------------------------------------------------------------
 
 
-def _staged_source(task: Task, image: Image, method: str) -> StagedData:
+def _staged_source(task: Task, image: Image, method: str, room: quotas.Reservation) -> StagedData:
     if method == "web-download":
-        return _download(task, image)
+        return _download(task, image, room)
     staged = staging.staged_data(image)
     if staged is None:
         raise ImportFailed("No staged data was found for this image; stage it again.")
     return staged
 
 
-def _download(task: Task, image: Image) -> StagedData:
+def _download(task: Task, image: Image, room: quotas.Reservation) -> StagedData:
     uri = task.input["import_req"]["method"].get("uri")
     try:
         with open_import_uri(uri) as response:
-            plan = _plan(task, response.content_length, inspect=True, judge=False)
+            plan = _plan(
+                task, response.content_length, inspect=True, judge=False, make_room=room.make_room
+            )
             pending = staging.write_staged(image.id, _attempt(task), response, plan)
     except (ImportURIRefused, ImportFetchError, OSError) as error:
         raise ImportFailed(f"Downloading {uri} failed: {error}") from error
@@ -176,6 +185,7 @@ def _plan(
     judge: bool,
     disk_format: str | None = None,
     container_format: str | None = None,
+    make_room: Callable[[int], None] | None = None,
 ) -> WritePlan:
     def progress(done: int) -> None:
         if done - progress.saved >= 16 * 1024 * 1024:
@@ -191,6 +201,7 @@ def _plan(
         inspect=inspect,
         judge_format=judge,
         on_progress=progress,
+        make_room=make_room,
     )
 
 
@@ -406,7 +417,17 @@ def _activate_imported(
 # --- copy-image ------------------------------------------------------------------------------
 
 
+def _check_quotas(image: Image, method: str) -> None:
+    # As Glance: checked once the image is marked as importing, so a refusal fails the task
+    # (the 202 is already sent) and the image goes back to where the import found it.
+    try:
+        quotas.check_import(image, method)
+    except GlanceError as refusal:
+        raise ImportFailed(refusal.message) from refusal
+
+
 def _copy_image(task: Task, image: Image) -> None:
+    _check_quotas(image, "copy-image")
     known = stores.all_stores()
     # In the order the image got them: the first streams when none can be copied in place.
     names = image.locations.order_by("pk").values_list("store", flat=True)

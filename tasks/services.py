@@ -24,6 +24,8 @@ from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import require_image_policy
 from importplugins.chain import import_settings_snapshot
+from quotas import services as quotas
+from quotas.models import IMAGE_SIZE_TOTAL
 from tasks import download_slots
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportURIRefused, validate_import_uri
@@ -76,10 +78,12 @@ def import_image(
 ) -> Task | None:
     """``POST /v2/images/{id}/import`` for a request that passed :func:`parse_import_request`.
 
-    Checks in Glance's order — status, policy, target stores, web-download URI — then accepts.
-    The policy is checked only after the status: Glance answers 409 for an image in the wrong
-    status before it asks whether the caller may import into it.
+    Checks in Glance's order — stored total, status, policy, target stores, web-download URI —
+    then accepts. The policy is checked only after the status: Glance answers 409 for an image
+    in the wrong status before it asks whether the caller may import into it.
     """
+    # Glance refuses any import while the project is over its stored total, before all else.
+    quotas.enforce(image.owner, IMAGE_SIZE_TOTAL)
     check_status(image, request.method)
     require_image_policy(import_policy(request.method), credentials, image)
     targets = target_stores(image, request, store_header)

@@ -71,6 +71,7 @@ MATRIX = [
     ),
     ("get", "info/stores", None, (404, 404, 404, 404, 404, 401)),
     ("get", "info/stores/detail", None, (404, 403, 403, 403, 403, 401)),
+    ("get", "info/usage", None, (200, 200, 200, 200, 200, 401)),
     # Single store, as Glance without enabled_backends: the route does not exist.
     ("delete", "stores/<str:store_id>/<str:image_id>", None, (404, 404, 404, 404, 404, 401)),
     *[

@@ -44,6 +44,9 @@ class WritePlan:
     require_format_match: bool = True
     require_raw_format_match: bool = False
     on_progress: Callable[[int], None] | None = None
+    # Called with the size so far before each chunk is written: raises when a quota has no
+    # room for it (``quotas.services.Reservation``).
+    make_room: Callable[[int], None] | None = None
 
 
 def image_too_large(size: int) -> GlanceError:
@@ -184,6 +187,8 @@ def _pump(reader: Readable, pipeline: _Pipeline, plan: WritePlan) -> int:
         size += len(chunk)
         if size > plan.byte_limit:
             raise plan.limit_error(size)
+        if plan.make_room is not None:
+            plan.make_room(size)
         pipeline.feed(chunk)
         if plan.on_progress is not None:
             plan.on_progress(size)

@@ -8,6 +8,7 @@ from images.storage import stores
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
 from imageservice.openapi import operations as doc
+from quotas import services as quotas
 
 
 def _store_entries() -> list[dict[str, object]]:
@@ -61,3 +62,23 @@ class StoresDetailView(GlanceAPIView):
                 {"type": store.type_name, "weight": store.weight, "properties": store.properties()}
             )
         return Response({"stores": entries})
+
+
+class UsageInfoView(GlanceAPIView):
+    # Glance checks no policy here; the open default rule keeps that, letting an operator
+    # tighten it.
+    policy_map = {"get": "get_discovery"}
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # Glance routes only GET here (no 405 route beside it, no body check): the rest is 404.
+        raise GlanceError(404)
+
+    @doc.glance_operation(
+        "usage_info",
+        "The caller's project: each quota's limit and current usage",
+        tag="quotas",
+        ok={200: "Usage"},
+    )
+    def get(self, request):
+        usage = quotas.project_usage(request.credentials.project_id)
+        return Response({"usage": {name: entry.as_json() for name, entry in usage.items()}})

@@ -232,6 +232,30 @@ def _stores(detail: bool) -> Schema:
     }
 
 
+def _usage() -> Schema:
+    entry = {
+        "type": "object",
+        "required": ["limit", "usage"],
+        "properties": {
+            "limit": {"type": "integer", "description": "-1: unlimited"},
+            "usage": {"type": "integer"},
+        },
+    }
+    names = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
+    return {
+        "type": "object",
+        "required": ["usage"],
+        "properties": {
+            "usage": {
+                "type": "object",
+                "description": "The caller's project; sizes in MiB.",
+                "required": list(names),
+                "properties": {name: entry for name in names},
+            }
+        },
+    }
+
+
 def component_schemas() -> dict[str, Schema]:
     """Every named schema the operations refer to, built for the current settings."""
     return {
@@ -277,6 +301,7 @@ def component_schemas() -> dict[str, Schema]:
             },
         },
         "Stores": _stores(detail=False),
+        "Usage": _usage(),
         "StoresDetail": _stores(detail=True),
         "TaskCreate": {
             "type": "object",
