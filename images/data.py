@@ -25,14 +25,14 @@ from images.storage.base import (
 from images.storage.writer import PendingWrite, image_too_large, write_image, write_plan
 from imageservice import events, metrics
 from imageservice.errors import GlanceError
-from quotas import services as quotas
-from quotas.models import (
+from imageservice.quotas import services as quotas
+from imageservice.quotas.models import (
     IMAGE_COUNT_UPLOADING,
     IMAGE_SIZE_TOTAL,
     IMAGE_STAGE_TOTAL,
     ReservationArea,
 )
-from quotas.usage import MIB
+from imageservice.quotas.usage import MIB
 
 HEARTBEAT_SECONDS = 10
 # The node an upload or staging ran on (hidden from API responses): where its logs and, for a

@@ -24,8 +24,8 @@ from imageservice import events
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import authorize, refuse
-from quotas import services as quotas
-from quotas.models import IMAGE_COUNT_TOTAL
+from imageservice.quotas import services as quotas
+from imageservice.quotas.models import IMAGE_COUNT_TOTAL
 
 CREATE_FIELDS = (
     "id",

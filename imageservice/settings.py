@@ -125,7 +125,7 @@ INSTALLED_APPS = [
     "images",
     "tasks",
     "importplugins",
-    "quotas",
+    "imageservice.quotas",
 ]
 
 MIDDLEWARE = [

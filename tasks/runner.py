@@ -35,10 +35,10 @@ from images.storage.writer import PendingWrite, WritePlan, write_file, write_ima
 from imageservice import events
 from imageservice.errors import GlanceError
 from imageservice.events.context import Actor, acting_as
+from imageservice.quotas import services as quotas
+from imageservice.quotas.models import ReservationArea
 from importplugins.base import ImportContext, ImportPluginError
 from importplugins.chain import chain_reads_data, run_chain
-from quotas import services as quotas
-from quotas.models import ReservationArea
 from tasks import download_slots
 from tasks.cluster import WorkerStopping
 from tasks.models import Task, TaskStatus

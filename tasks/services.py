@@ -23,9 +23,9 @@ from imageservice import events
 from imageservice.errors import GlanceError
 from imageservice.identity.credentials import Credentials
 from imageservice.policy.permissions import require_image_policy
+from imageservice.quotas import services as quotas
+from imageservice.quotas.models import IMAGE_SIZE_TOTAL
 from importplugins.chain import import_settings_snapshot
-from quotas import services as quotas
-from quotas.models import IMAGE_SIZE_TOTAL
 from tasks import download_slots
 from tasks.models import Task, TaskStatus
 from tasks.web_download import ImportURIRefused, validate_import_uri

@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from imageservice import glance_conf
-from quotas.checks import check_default_limits, check_keystone_limits
-from quotas.models import DataReservation, ProjectLimits
+from imageservice.quotas.checks import check_default_limits, check_keystone_limits
+from imageservice.quotas.models import DataReservation, ProjectLimits
 from tests.support import JSON
 
 LIMITS = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from images.models import Image, ImageLocation, ImageProperty, StagedData
 from imageservice.errors import GlanceError
-from quotas import keystone_limits
-from quotas import services as quotas
-from quotas.models import DataReservation, ProjectLimits
+from imageservice.quotas import keystone_limits
+from imageservice.quotas import services as quotas
+from imageservice.quotas.models import DataReservation, ProjectLimits
 from tasks.models import Task
 from tests.support import JSON, glance_error, reloaded
 

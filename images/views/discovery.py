@@ -8,7 +8,7 @@ from images.storage import stores
 from imageservice.api import GlanceAPIView
 from imageservice.errors import GlanceError
 from imageservice.openapi import operations as doc
-from quotas import services as quotas
+from imageservice.quotas import services as quotas
 
 
 def _store_entries() -> list[dict[str, object]]:

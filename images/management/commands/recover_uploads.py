@@ -3,7 +3,7 @@ from django.conf import settings
 from images.data import recover_stale_upload
 from images.models import Image, ImageStatus
 from imageservice.events.context import AuditedCommand
-from quotas.services import release_dead_reservations
+from imageservice.quotas.services import release_dead_reservations
 
 
 class Command(AuditedCommand):

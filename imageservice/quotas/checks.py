@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
-from quotas.models import UNLIMITED
+from imageservice.quotas.models import UNLIMITED
 
 # oslo.limit also finds the endpoint by service type and region; we take its id only.
 OSLO_LIMIT_NEEDED = ("auth_url", "endpoint_id")

@@ -11,8 +11,8 @@ from django.utils.html import format_html, format_html_join
 
 from imageservice.admin_projects import ProjectField, project_names
 from imageservice.admin_site import OperatorPermissions, operator_site
-from quotas import services
-from quotas.models import (
+from imageservice.quotas import services
+from imageservice.quotas.models import (
     IMAGE_COUNT_TOTAL,
     IMAGE_COUNT_UPLOADING,
     IMAGE_SIZE_TOTAL,

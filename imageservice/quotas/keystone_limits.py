@@ -17,7 +17,7 @@ from keystoneauth1 import adapter, loading, session
 from keystoneauth1.exceptions import ClientException
 
 from imageservice.errors import GlanceError
-from quotas.models import LIMIT_NAMES
+from imageservice.quotas.models import LIMIT_NAMES
 
 TIMEOUT_SECONDS = 5
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from quotas import services
-from quotas.models import LIMIT_NAMES, UNLIMITED
+from imageservice.quotas import services
+from imageservice.quotas.models import LIMIT_NAMES, UNLIMITED
 
 
 def _limit_value(text: str) -> int | None:

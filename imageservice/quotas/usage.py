@@ -10,7 +10,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from images.models import IMPORTING_TO_STORES, Image, ImageLocation, ImageProperty, ImageStatus
-from quotas.models import DataReservation, ReservationArea
+from imageservice.quotas.models import DataReservation, ReservationArea
 from tasks.models import TaskStatus
 
 MIB = 1024 * 1024

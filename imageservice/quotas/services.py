@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from images.models import Image
 from imageservice.errors import GlanceError
-from quotas import usage
-from quotas.models import (
+from imageservice.quotas import usage
+from imageservice.quotas.models import (
     IMAGE_COUNT_TOTAL,
     IMAGE_COUNT_UPLOADING,
     IMAGE_SIZE_TOTAL,
@@ -77,7 +77,7 @@ def limits_for(project: str | None) -> dict[str, int]:
     """The project's limits: its own where it has them, else the site's defaults; with
     ``USE_KEYSTONE_LIMITS`` Keystone's unified limits instead, as Glance."""
     if settings.USE_KEYSTONE_LIMITS:
-        from quotas.keystone_limits import keystone_limits  # noqa: PLC0415
+        from imageservice.quotas.keystone_limits import keystone_limits  # noqa: PLC0415
 
         return keystone_limits(project)
     return {**default_limits(), **own_limits(project)}
