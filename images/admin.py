@@ -9,6 +9,7 @@ queries, the owner's project name joined by a subquery, no second full count on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from django import forms
 from django.conf import settings
@@ -132,6 +133,27 @@ class StoreFilter(admin.SimpleListFilter):
             return queryset.exclude(Exists(ImageLocation.objects.filter(image=OuterRef("pk"))))
         held = ImageLocation.objects.filter(image=OuterRef("pk"), store=self.value())
         return queryset.filter(Exists(held))
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    """Images that should have moved on: the dashboard's "waiting" and "stuck" figures."""
+
+    title = "waiting"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        hours = settings.DASHBOARD_WAITING_SECONDS / 3600
+        return [
+            ("old", f"Queued or uploading for over {hours:g} h"),
+            ("stuck", "Upload stopped (stale)"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "old":
+            return queryset.waiting_for_data(timedelta(seconds=settings.DASHBOARD_WAITING_SECONDS))
+        if self.value() == "stuck":
+            return queryset.stale_uploads()
+        return queryset
 
 
 # --- inlines -----------------------------------------------------------------------------------
@@ -317,7 +339,15 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
         "created_display",
     )
     list_display_links = ("short_id", "name_display")
-    list_filter = ("status", "visibility", OwnerFilter, SizeFilter, StoreFilter, DeletedFilter)
+    list_filter = (
+        "status",
+        "visibility",
+        OwnerFilter,
+        SizeFilter,
+        StoreFilter,
+        WaitingFilter,
+        DeletedFilter,
+    )
     search_fields = ("name",)
     search_help_text = (
         "Name or owner project name contains the text, or a tag, ID, owner ID, checksum or "
