@@ -26,9 +26,14 @@ def operator(admin) -> Client:
 
 
 @pytest.fixture
-def known_data(make_image, owner, outsider):
-    """Active images of two projects in the default store, old and new waiting ones, a stopped
-    upload, a deleted image, and tasks running, stuck and failed (recently and long ago)."""
+def known_data(make_image, owner, outsider) -> str:
+    return make_known_data(make_image, owner, outsider)
+
+
+def make_known_data(make_image, owner, outsider) -> str:
+    """Active images of two projects in the default store (its name is returned), old and new
+    waiting ones, a stopped upload, a deleted image, and tasks running, stuck and failed
+    (recently and long ago)."""
     store = stores.default_store().id
     now = timezone.now()
 
