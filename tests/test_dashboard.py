@@ -191,3 +191,12 @@ def test_index_and_its_figures_are_for_operators_only(owner, known_data):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_every_dashboard_link_lists_what_its_figure_counts(operator, known_data):
+    board = dashboard()
+    figures = [*board.statuses, *board.waiting, *board.stores, *board.projects, *board.imports]
+
+    listed = {figure.url: operator.get(figure.url).context["cl"].result_count for figure in figures}
+
+    assert listed == {figure.url: figure.count for figure in figures}
