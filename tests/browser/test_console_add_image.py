@@ -58,6 +58,15 @@ def source_url(settings) -> Iterator[str]:
     server.server_close()
 
 
+# Records every value the progress bar takes (its value attribute reflects the property).
+WATCH_PROGRESS = """() => {
+  window.progressShown = [];
+  const bar = document.getElementById("add-image-progress");
+  new MutationObserver(() => window.progressShown.push(Number(bar.value)))
+    .observe(bar, { attributes: true, attributeFilter: ["value"] });
+}"""
+
+
 def fill_metadata(page, name: str) -> None:
     page.goto("/admin/images/image/")
     page.click("a.addlink")
@@ -86,10 +95,15 @@ def test_add_image_uploads_a_50_mib_file_through_stage_and_glance_direct(
     fill_metadata(console, "uploaded from the browser")
     console.check("input[name=source][value=glance-direct]")
     console.set_input_files("#id_file", fifty_mib_file)
+    console.evaluate(WATCH_PROGRESS)
 
     console.click("#add-image-submit")
     wait_until_done(console)
     console.screenshot(path=tmp_path / "add-image.png", full_page=True)
+
+    # The bar moved while the bytes went: some value strictly between 0 and 100 was shown.
+    shown = console.evaluate("window.progressShown")
+    assert any(0 < value < 100 for value in shown), shown
 
     assert console.inner_text("#add-image-step") == "Done: the image is active."
     assert console.inner_text("#add-image-error") == ""
