@@ -14,6 +14,8 @@ import pytest
 
 from images.models import Image
 from imageservice.audit.models import AuditEvent
+from imageservice.identity.models import ApiToken
+from imageservice.identity.services import CONSOLE_TOKEN_DESCRIPTION
 from tasks.models import Task
 
 MIB = 1024 * 1024
@@ -160,6 +162,27 @@ def test_add_image_imports_from_a_url_with_web_download(console, source_url, tmp
     task = Task.objects.get(image_id=image.id)
     assert task.input["import_req"]["method"] == {"name": "web-download", "uri": source_url}
     assert console.inner_text("#add-image-task-status") == "success"
+
+
+def test_add_image_page_reuses_its_token_for_a_second_image(console, source_url):
+    fill_metadata(console, "first")
+    console.check("input[name=source][value=web-download]")
+    console.fill("#id_uri", source_url)
+    console.click("#add-image-submit")
+    wait_until_done(console)
+    console.fill("#id_name", "second")
+    console.click("#add-image-submit")
+    console.wait_for_function(
+        "() => document.getElementById('add-image-link').textContent.startsWith('second')"
+    )
+    wait_until_done(console)
+
+    assert console.inner_text("#add-image-step") == "Done: the image is active."
+    assert set(Image.objects.values_list("name", "status")) == {
+        ("first", "active"),
+        ("second", "active"),
+    }
+    assert ApiToken.objects.filter(description=CONSOLE_TOKEN_DESCRIPTION).count() == 1
 
 
 def test_add_image_shows_the_api_refusal_and_creates_nothing(console):
