@@ -9,21 +9,22 @@ queries, the owner's project name joined by a subquery, no second full count on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from images import services, validation
+from images import admin_add, services, validation
 from images.models import (
     Image,
     ImageLocation,
@@ -132,6 +133,27 @@ class StoreFilter(admin.SimpleListFilter):
             return queryset.exclude(Exists(ImageLocation.objects.filter(image=OuterRef("pk"))))
         held = ImageLocation.objects.filter(image=OuterRef("pk"), store=self.value())
         return queryset.filter(Exists(held))
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    """Images that should have moved on: the dashboard's "waiting" and "stuck" figures."""
+
+    title = "waiting"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        hours = settings.DASHBOARD_WAITING_SECONDS / 3600
+        return [
+            ("old", f"Queued or uploading for over {hours:g} h"),
+            ("stuck", "Upload stopped (stale)"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "old":
+            return queryset.waiting_for_data(timedelta(seconds=settings.DASHBOARD_WAITING_SECONDS))
+        if self.value() == "stuck":
+            return queryset.stale_uploads()
+        return queryset
 
 
 # --- inlines -----------------------------------------------------------------------------------
@@ -317,7 +339,15 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
         "created_display",
     )
     list_display_links = ("short_id", "name_display")
-    list_filter = ("status", "visibility", OwnerFilter, SizeFilter, StoreFilter, DeletedFilter)
+    list_filter = (
+        "status",
+        "visibility",
+        OwnerFilter,
+        SizeFilter,
+        StoreFilter,
+        WaitingFilter,
+        DeletedFilter,
+    )
     search_fields = ("name",)
     search_help_text = (
         "Name or owner project name contains the text, or a tag, ID, owner ID, checksum or "
@@ -404,9 +434,24 @@ class ImageAdmin(OperatorPermissions, admin.ModelAdmin):
         )
         return queryset.filter(matches), False
 
-    # Images are created through the API, which validates the body and applies the policy.
+    # "Add image" is a page whose script creates and uploads through the API itself
+    # (images.admin_add), which validates the body and applies the policy.
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        return super().has_add_permission(request) and admin_add.console_can_add_images()
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return admin_add.add_view(request, self.admin_site)
+
+    def add_token_view(self, request: HttpRequest):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return admin_add.token_view(request)
+
+    def get_urls(self):
+        token = self.admin_site.admin_view(self.add_token_view)
+        return [path("add/token/", token, name="images_image_add_token"), *super().get_urls()]
 
     def has_change_permission(self, request: HttpRequest, obj: Image | None = None) -> bool:
         return super().has_change_permission(request, obj) and not (obj and obj.deleted)

@@ -130,6 +130,24 @@ class ImageQuerySet(models.QuerySet):
         clone._iterable_class = DisplayIterable
         return clone
 
+    def stale_uploads(self) -> ImageQuerySet:
+        """``Image.is_stale_upload()`` as a query: saving, or uploading without staged data (an
+        uploading image with staged data is at rest, waiting for its import), silent for
+        ``UPLOAD_STALE_SECONDS``."""
+        limit = timezone.now() - timedelta(seconds=settings.UPLOAD_STALE_SECONDS)
+        return self.filter(updated_at__lt=limit).filter(
+            models.Q(status=ImageStatus.SAVING)
+            | models.Q(status=ImageStatus.UPLOADING, staged__isnull=True)
+        )
+
+    def waiting_for_data(self, older_than: timedelta) -> ImageQuerySet:
+        """``queued`` or ``uploading`` images created more than ``older_than`` ago: created and
+        never given data, or staged and never imported."""
+        return self.filter(
+            status__in=(ImageStatus.QUEUED, ImageStatus.UPLOADING),
+            created_at__lt=timezone.now() - older_than,
+        )
+
 
 class Image(models.Model):
     id = models.CharField(primary_key=True, max_length=36, default=new_image_id)

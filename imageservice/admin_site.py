@@ -13,6 +13,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
 from django.urls import reverse
 
+from imageservice.dashboard import dashboard
 from imageservice.policy_admin import operator_urls
 
 OPERATOR_ROLE = "admin"
@@ -67,6 +68,10 @@ class OperatorAdminSite(admin.AdminSite):
     def each_context(self, request: HttpRequest) -> dict:
         # "View site" would open the versions document at /: the docs page is what helps.
         return {**super().each_context(request), "site_url": reverse(f"{self.name}:about")}
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None):
+        # admin_view has checked the operator already: the figures are computed for them only.
+        return super().index(request, {"dashboard": dashboard(), **(extra_context or {})})
 
     def get_urls(self):
         # Pages that are not about one model: policy and staging.

@@ -403,6 +403,10 @@ NOTIFICATION_RETRY = env_int("NOTIFICATION_RETRY", 1)
 # Who may scrape /metrics: these addresses or networks, or anyone sending this bearer token.
 METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", ["127.0.0.1", "::1"])
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# The console's dashboard calls out queued and uploading images older than this.
+DASHBOARD_WAITING_SECONDS = env_int("DASHBOARD_WAITING_SECONDS", 3600)
+# How long the token lasts that the console's "Add image" page sends to the Image API.
+CONSOLE_TOKEN_SECONDS = env_int("CONSOLE_TOKEN_SECONDS", 3600)
 
 LOGGING = {
     "version": 1,

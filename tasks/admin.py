@@ -6,17 +6,13 @@ whose staged data is still there. The retry runs as the import's original caller
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
@@ -46,14 +42,7 @@ class StuckFilter(admin.SimpleListFilter):
         return [("yes", "Stuck (no heartbeat)")]
 
     def queryset(self, request, queryset):
-        if self.value() != "yes":
-            return queryset
-        limit = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
-        pending_limit = limit - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
-        return queryset.alias(last_beat=Coalesce("heartbeat_at", "updated_at")).filter(
-            Q(status=TaskStatus.PROCESSING, last_beat__lt=limit)
-            | Q(status=TaskStatus.PENDING, last_beat__lt=pending_limit)
-        )
+        return queryset.stuck() if self.value() == "yes" else queryset
 
 
 def progress_of(task: Task) -> dict[str, object]:

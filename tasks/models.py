@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from imageservice import events
@@ -40,6 +41,16 @@ class TaskQuerySet(models.QuerySet):
 
     def expired(self) -> TaskQuerySet:
         return self.filter(deleted=False, expires_at__lte=timezone.now())
+
+    def stuck(self) -> TaskQuerySet:
+        """``Task.is_stale()`` as a query: unfinished and silent for ``IMPORT_STALE_SECONDS``
+        (twice that while pending, as a task may wait in the queue)."""
+        stale = timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+        limit = timezone.now() - stale
+        return self.alias(last_beat=Coalesce("heartbeat_at", "updated_at")).filter(
+            models.Q(status=TaskStatus.PROCESSING, last_beat__lt=limit)
+            | models.Q(status=TaskStatus.PENDING, last_beat__lt=limit - stale)
+        )
 
 
 class Task(models.Model):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from imageservice.identity import lockout
 from imageservice.identity.models import ApiToken, Project, Role, User
@@ -69,3 +71,17 @@ def issue_token(
                 raise ValueError("That token already belongs to another user.")
             return existing, raw_token
     return ApiToken.issue(user, raw_token=raw_token, expires_at=expires_at, description=description)
+
+
+CONSOLE_TOKEN_DESCRIPTION = "console: Add image page"
+
+
+def issue_console_token(user: User) -> tuple[ApiToken, str]:
+    """A token for the console's own pages to call the Image API as the signed-in operator,
+    valid for ``CONSOLE_TOKEN_SECONDS``.
+
+    The "Add image" page sends the image's metadata and data through the API itself (its
+    views, services and policy are the only write path); the API takes tokens, not sessions.
+    """
+    expires_at = timezone.now() + timedelta(seconds=settings.CONSOLE_TOKEN_SECONDS)
+    return ApiToken.issue(user, expires_at=expires_at, description=CONSOLE_TOKEN_DESCRIPTION)

@@ -54,15 +54,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def stuck_uploads() -> int:
-    limit = timezone.now() - timedelta(seconds=settings.UPLOAD_STALE_SECONDS)
-    # An uploading image with staged data is at rest, waiting for its import
-    # (as Image.is_stale_upload judges it).
-    return (
-        Image.objects.alive()
-        .filter(updated_at__lt=limit)
-        .filter(Q(status=ImageStatus.SAVING) | Q(status=ImageStatus.UPLOADING, staged__isnull=True))
-        .count()
-    )
+    return Image.objects.alive().stale_uploads().count()
 
 
 def stuck_imports() -> int:
