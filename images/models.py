@@ -181,7 +181,12 @@ class Image(models.Model):
     objects = ImageQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["created_at", "id"])]
+        # The lists' default order, and the same order within one status (the console's status
+        # filter, the API's ?status=): neither sorts the matching rows.
+        indexes = [
+            models.Index(fields=["created_at", "id"]),
+            models.Index(fields=["status", "created_at", "id"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name or '(no name)'} ({self.id})"

@@ -23,6 +23,7 @@ from images.models import Image, ImageMember, ImageProperty, ImageTag
 from imageservice.identity import services as identity
 from imageservice.identity.credentials import VALIDATED_ENVIRON_KEY
 from imageservice.identity.tokens import forget_all_tokens
+from tests.live.conftest import FAST_PASSWORD_HASHERS
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Every test under these directories carries the markers, so `make test-fast`
@@ -139,6 +140,11 @@ def forget_validated_tokens():
     yield
     forget_all_tokens()
     protections.forget_property_rules()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 @pytest.fixture(autouse=True)

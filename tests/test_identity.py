@@ -8,6 +8,7 @@ from io import StringIO
 
 import pytest
 import yaml
+from django.conf import global_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -242,7 +243,8 @@ def test_seed_demo_sets_passwords_and_writes_a_password_clouds_yaml(db, monkeypa
     assert operator.check_password(clouds["imageservice-admin"]["auth"]["password"])
 
 
-def test_set_password_stores_a_hash_and_unlocks_the_account(owner):
+def test_set_password_stores_a_hash_and_unlocks_the_account(owner, settings):
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS  # the service's, not the suite's
     LoginFailure.objects.create(user=owner.user, address="127.0.0.1")
 
     out = run("set_password", "owner", "--password", "n3w-secret")

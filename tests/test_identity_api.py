@@ -34,12 +34,6 @@ VERSION_V3 = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # PBKDF2's real cost would make each login here take a third of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def clock(monkeypatch):
     """timezone.now() frozen at NOW; ``clock.advance(seconds)`` moves it on."""
@@ -145,11 +139,16 @@ def test_glance_routes_beside_identity_are_unchanged(db):
     assert client.get("/versions").status_code == 200
     assert client.get("/").status_code == 300
     assert client.get("/identityx").status_code == 300
-    unknown = client.get("/identity/v3/users/abc")
-    assert unknown.status_code == 404
-    assert unknown.json() == {
-        "error": {"code": 404, "title": "Not Found", "message": "The resource could not be found."}
-    }
+    for path in ("/identity/v3/users/abc", "/identity/v3/a%0Ab"):  # a newline too
+        unknown = client.get(path)
+        assert unknown.status_code == 404
+        assert unknown.json() == {
+            "error": {
+                "code": 404,
+                "title": "Not Found",
+                "message": "The resource could not be found.",
+            }
+        }
 
 
 def test_password_login_by_name_scoped_by_project_name(owner, passwords, clock):

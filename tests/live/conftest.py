@@ -65,6 +65,9 @@ DEMO_PASSWORDS = {
 SEED_LINE = re.compile(r"^(?P<username>\w+)\s+project \S+ \((?P<project_id>\w+)\)", re.MULTILINE)
 ACCESS_LOG_REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 START_TIMEOUT = 30
+# PBKDF2's real cost (half a CPU-second per password set or checked) adds minutes to the suite:
+# the servers started here and the tests in process (tests/conftest.py) use a fast hasher.
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @dataclass(frozen=True)
@@ -213,13 +216,15 @@ def stop(server: subprocess.Popen) -> None:
 
 def write_live_settings(directory: Path) -> str:
     """A settings module (returned as its name) that is ``imageservice.settings`` with a job
-    queue cluster name unique to this session: django-q2 names the Redis list after it."""
+    queue cluster name unique to this session (django-q2 names the Redis list after it) and the
+    suite's fast password hasher."""
     directory.mkdir()
     name = f"imageservice-live-{uuid.uuid4().hex[:12]}"
     (directory / "imageservice_live_settings.py").write_text(
         "from imageservice.settings import *  # noqa: F403\n"
         "from imageservice.settings import Q_CLUSTER\n"
         f"Q_CLUSTER = {{**Q_CLUSTER, 'name': {name!r}}}\n"
+        f"PASSWORD_HASHERS = {FAST_PASSWORD_HASHERS!r}\n"
     )
     return "imageservice_live_settings"
 

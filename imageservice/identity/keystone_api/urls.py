@@ -29,5 +29,6 @@ urlpatterns = [
     path("v3", local_mode_only(discovery.version)),
     path("v3/", local_mode_only(discovery.version)),
     path("v3/auth/tokens", local_mode_only(views.AuthTokensView.as_view())),
-    re_path(r"^.*$", views.not_found),
+    # [\s\S], not ".": a path may hold a newline (%0A), which "." does not match.
+    re_path(r"^[\s\S]*$", views.not_found),
 ]
