@@ -17,7 +17,7 @@ REGEX_ROUTES = {
     # imageservice/urls.py: any unversioned path answers the versions document.
     "^(?!v2(?:/|$)|identity(?:/|$)|admin/|static/)[\\s\\S]+$": "/{path}",
     # imageservice/identity/keystone_api/urls.py: any other identity path answers 404.
-    "identity/^.*$": "/identity/{path}",
+    "identity/^[\\s\\S]*$": "/identity/{path}",
 }
 METHODS = ("get", "head", "post", "put", "patch", "delete")
 
