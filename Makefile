@@ -9,7 +9,7 @@ export HOST PORT
 # qemu-img only serves the image_conversion import plugin, chromium only the browser tests.
 SYSTEM_DEPS := qemu-img:qemu-utils chromium:chromium
 
-.PHONY: install run system-deps ceph-packages ceph-bindings test test-fast fuzz lint migrations-check install-check bench bench-keystone cluster-test
+.PHONY: install run system-deps ceph-packages ceph-bindings test test-deps test-parallel test-serial test-fast fuzz lint migrations-check install-check bench bench-keystone cluster-test
 
 # Debian's python3-rados and python3-rbd (the only builds of Ceph's bindings for CPython 3.11)
 # are made visible to the venv alone: a .pth names a directory holding links to just those two
@@ -63,12 +63,21 @@ system-deps:
 	fi
 
 # The suite in TEST_WORKERS processes (pytest-xdist; the tests on the shared Ceph pool in one of
-# them), then the few that stop a shared service, alone. TEST_WORKERS=0: one process.
-# TEST_ARGS adds pytest options (.ci/run: --database-tests-only for the PostgreSQL run).
+# them, Keystone's in one), then the few that stop a shared service, alone (test-parallel, then
+# test-serial). TEST_WORKERS=0: one process. TEST_ARGS adds pytest options and TEST_SELECT a
+# marker expression (.ci/run's PostgreSQL run: --database-tests-only, "not browser and …").
 TEST_WORKERS ?= 4
-test: system-deps ceph-packages ceph-bindings $(VENV)/.installed-test
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(TEST_ARGS)
-	$(VENV)/bin/pytest -m serial $(TEST_ARGS)
+TEST_SELECT ?=
+select = $(if $(TEST_SELECT), and ($(TEST_SELECT)))
+test: test-parallel test-serial
+
+test-deps: system-deps ceph-packages ceph-bindings $(VENV)/.installed-test
+
+test-parallel: test-deps
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial$(select)" $(TEST_ARGS)
+
+test-serial: test-deps
+	$(VENV)/bin/pytest -m "serial$(select)" $(TEST_ARGS)
 
 # Everything but the live-server and browser tests (the conversion tests still need qemu-img).
 test-fast: ceph-packages ceph-bindings $(VENV)/.installed-test
@@ -94,6 +103,7 @@ bench: install ceph-bindings
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/imports.py
+	$(PY) benchmarks/console.py
 	$(PY) benchmarks/stores.py
 
 # Keystone mode beside local mode; starts scripts/keystone-aio.sh (installs Keystone once).

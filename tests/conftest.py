@@ -110,6 +110,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in DIRECTORY_MARKERS.get(relative.parts[0], []):
             item.add_marker(marker)
         if relative.as_posix() in CEPH_TEST_FILES or uses_rbd_store_under_test(item):
+            item.add_marker(pytest.mark.ceph)
             item.add_marker(pytest.mark.xdist_group("ceph"))
         elif relative.parts[0] == "keystone":
             item.add_marker(pytest.mark.xdist_group("keystone"))
