@@ -292,6 +292,8 @@ def timed_creates(persona, count: int) -> tuple[list[int], float]:
     return statuses, slowest
 
 
+# Alone (make test-serial): it compares create times, which other tests' load would skew.
+@pytest.mark.serial
 def test_dead_broker_never_fails_or_slows_the_api(owner, settings):
     _, baseline = timed_creates(owner, 10)  # notifications off
     settings.NOTIFICATION_DRIVER = "messagingv2"
