@@ -84,7 +84,7 @@ def populate(server_env: dict[str, str], count: int) -> str:
         text=True,
         timeout=1800,
     )
-    return result.stdout.strip()
+    return result.stdout.strip().splitlines()[-1]  # the counts, after the shell's own lines
 
 
 def sign_in(base: str) -> requests.Session:
