@@ -45,7 +45,7 @@ class WritePlan:
     require_raw_format_match: bool = False
     on_progress: Callable[[int], None] | None = None
     # Called with the size so far before each chunk is written: raises when a quota has no
-    # room for it (``quotas.services.Reservation``).
+    # room for it (``imageservice.quotas.services.Reservation``).
     make_room: Callable[[int], None] | None = None
 
 
